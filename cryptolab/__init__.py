@@ -12,13 +12,13 @@ Quick start (pure, no services)::
     >>> import cryptolab
     >>> ticks = pd.DataFrame({
     ...     "symbol": ["BTC-USD"] * 3,
-    ...     "ts_ms": [1_700_000_000_000, 1_700_000_030_000, 1_700_000_070_000],
+    ...     "ts_ms": [1_700_000_040_000, 1_700_000_070_000, 1_700_000_100_000],
     ...     "price": [100.0, 101.0, 99.0],
     ...     "size": [1.0, 2.0, 1.0],
     ... })
     >>> candles = cryptolab.candles_from_ticks(ticks, intervals="1m")
     >>> candles[["window_start", "open", "high", "low", "close", "volume", "trades"]].to_dict("records")
-    [{'window_start': 1699999980000, 'open': 100.0, 'high': 100.0, 'low': 100.0, 'close': 100.0, 'volume': 1.0, 'trades': 1}, {'window_start': 1700000040000, 'open': 101.0, 'high': 101.0, 'low': 99.0, 'close': 99.0, 'volume': 3.0, 'trades': 2}]
+    [{'window_start': 1700000040000, 'open': 100.0, 'high': 101.0, 'low': 100.0, 'close': 101.0, 'volume': 3.0, 'trades': 2}, {'window_start': 1700000100000, 'open': 99.0, 'high': 99.0, 'low': 99.0, 'close': 99.0, 'volume': 1.0, 'trades': 1}]
 
 Everything public is listed in ``__all__``; modules are imported lazily so
 ``import cryptolab`` stays fast.
