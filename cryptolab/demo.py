@@ -1,0 +1,348 @@
+"""The main job on embedded defaults, and a live demo market for notebooks.
+
+:func:`run_demo` plays a seeded synthetic market (with a spike injected on
+purpose, and a few malformed records) at full speed through the production
+path: :class:`~cryptolab.producer.TickProducer` -> Kafka (the in-process mock
+cluster unless ``CRYPTOLAB_KAFKA_BOOTSTRAP`` is set) ->
+:class:`~cryptolab.pipeline.CandlePipeline` -> store (SQLite unless
+``CRYPTOLAB_STORE_URL`` is set) and cache, then summarises what it wrote.
+
+:class:`LiveDemo` runs the same path in background threads, paced in real
+time (times ``speed``), so live charts have something to show.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from cryptolab.config import Settings
+from cryptolab.kafka import producer_config
+from cryptolab.models import Alert, Tick
+
+__all__ = ["DemoResult", "LiveDemo", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+_MINUTE = 60_000
+
+
+@dataclass
+class DemoResult:
+    """Summary of a :func:`run_demo` run."""
+
+    ticks: int
+    dead_letters: int
+    candles: dict[str, int]
+    alerts: int
+    alert_examples: list[Alert]
+    produce_s: float
+    consume_s: float
+    elapsed_s: float
+    ticks_per_s: float
+    store_url: str
+    outputs: dict[str, Path] = field(default_factory=dict)
+    injected: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A short human-readable summary."""
+        lines = [
+            f"ticks            {self.ticks:,} produced, {self.dead_letters} malformed records sent to the dead-letter topic",
+            "candles          " + ", ".join(f"{k}: {v:,}" for k, v in self.candles.items()),
+            f"alerts           {self.alerts}",
+        ]
+        for a in self.alert_examples[:5]:
+            from cryptolab.models import iso_utc
+
+            lines.append(
+                f"                 {a.severity:<6} {a.detector:<12} {a.symbol} {a.interval} {iso_utc(a.window_start)} score={a.score:.3g}"
+            )
+        for inj in self.injected:
+            from cryptolab.models import iso_utc
+
+            lines.append(
+                f"injected         {inj['kind']} {inj['magnitude']:+.0%} on {inj['symbol']} at {iso_utc(inj['start_ms'])}"
+                if inj["kind"] == "spike"
+                else f"injected         {inj['kind']} -{inj['magnitude']:.0%} on {inj['symbol']} at {iso_utc(inj['start_ms'])}"
+            )
+        lines += [
+            f"throughput       produce {self.ticks / self.produce_s:,.0f} ticks/s, consume {self.ticks_per_s:,.0f} ticks/s (total {self.elapsed_s:.1f}s)",
+            f"store            {self.store_url}",
+        ]
+        for name, path in self.outputs.items():
+            lines.append(f"{name:<16} {path}")
+        return "\n".join(lines)
+
+
+def _demo_settings(settings: Settings | None, out_dir: Path) -> tuple[Settings, str]:
+    s = settings or Settings.from_env()
+    overrides: dict[str, Any] = {}
+    if not s.store_url:
+        db = out_dir / "demo.db"
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        overrides["store_url"] = f"sqlite:///{db.as_posix()}"
+    if not s.embedded_kafka:
+        # a real broker may hold older runs: use a topic and group of our own
+        run = uuid.uuid4().hex[:8]
+        overrides["topic"] = f"{s.topic}.demo.{run}"
+        overrides["group"] = f"{s.group}.demo.{run}"
+    s = replace(s, **overrides) if overrides else s
+    return s, s.resolved_store_url()
+
+
+def run_demo(
+    *,
+    settings: Settings | None = None,
+    symbols: int = 5,
+    hours: float = 2.0,
+    seed: int = 7,
+    ticks_per_second: float = 25.0,
+    report: bool = True,
+    progress: bool = False,
+    out_dir: str | Path | None = None,
+) -> DemoResult:
+    """Run the main job on a seeded synthetic market and summarise it.
+
+    Parameters
+    ----------
+    settings
+        Services to use (default: environment, i.e. embedded unless configured).
+    symbols, hours, seed, ticks_per_second
+        The synthetic market (at least 5 symbols over 2 simulated hours by default).
+    report
+        Render the market report notebook to HTML at the end.
+    progress
+        Show progress bars (CLI).
+    out_dir
+        Where outputs go (default ``<data_dir>/demo``).
+
+    Returns
+    -------
+    DemoResult
+    """
+    from cryptolab.cache import MemoryCache, open_cache
+    from cryptolab.pipeline import CandlePipeline
+    from cryptolab.producer import TickProducer
+    from cryptolab.sources.synthetic import Injection, SyntheticMarket, synthetic_symbols
+    from cryptolab.store import Store
+
+    base = settings or Settings.from_env()
+    out = Path(out_dir) if out_dir is not None else base.data_dir / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+    s, store_url = _demo_settings(base, out)
+    start_ms = 1_700_000_040_000  # a whole minute, 2023-11-14 22:14 UTC
+    duration_ms = int(hours * 3_600_000)
+    spike_at = start_ms + (duration_ms * 2 // 3) // _MINUTE * _MINUTE
+    market = SyntheticMarket(
+        symbols=symbols, seed=seed, start_ms=start_ms, duration_ms=duration_ms,
+        ticks_per_second=ticks_per_second,
+        injections=[Injection(symbol=synthetic_symbols(symbols)[0], at_ms=spike_at, kind="spike", magnitude=0.10)],
+    )
+    market.write_labels(out / "ticks.labels.json")
+
+    t0 = time.perf_counter()
+    bad_records = [
+        b'{"v":1,"symbol":"BTC-USD","ts":1700000100000,"price":-5.0}',
+        b"this is not JSON",
+        b'{"v":1,"symbol":"BTC\'; DROP TABLE candles;--","ts":1700000100000,"price":1.0}',
+    ]
+    with TickProducer(s) as producer:
+        ticks_iter: Any = market.iter_ticks()
+        if progress:
+            from tqdm import tqdm
+
+            ticks_iter = tqdm(ticks_iter, desc="produce", unit=" ticks", unit_scale=True, mininterval=0.5)
+        producer.send_many(ticks_iter)
+        producer.flush()
+        produced = producer.stats.delivered
+    raw = Producer(producer_config(s))
+    for i, rec in enumerate(bad_records):
+        raw.produce(s.topic, key=f"BAD{i}".encode(), value=rec, timestamp=start_ms)
+    raw.flush(30)
+    produce_s = time.perf_counter() - t0
+
+    store = Store(store_url)
+    store.init()
+    cache = open_cache(s) if s.redis_url else MemoryCache("default")
+    pipeline = CandlePipeline(s, store=store, cache=cache)
+    t1 = time.perf_counter()
+    stats = pipeline.run(stop_at_end=True)
+    consume_s = time.perf_counter() - t1
+
+    counts: dict[str, int] = {}
+    for c in store.candles():
+        counts[c.interval] = counts.get(c.interval, 0) + 1
+    ordered = {k: counts[k] for k in s.intervals if k in counts}
+    alerts = store.alert_list()
+    outputs: dict[str, Path] = {}
+    if store_url.startswith("sqlite:///"):
+        outputs["database"] = Path(store_url[len("sqlite:///"):])
+    outputs["candles csv"] = out / "candles.csv"
+    store.export_candles(outputs["candles csv"])
+    outputs["alerts csv"] = out / "alerts.csv"
+    store.export_alerts(outputs["alerts csv"])
+    outputs["labels"] = out / "ticks.labels.json"
+    if report:
+        try:
+            from cryptolab.notebooks import render_report
+
+            outputs["report"] = render_report(store_url, out, interval="1m")
+        except Exception as exc:  # the demo's data is still good
+            log.warning("market report was not rendered: %s", exc)
+    store.close()
+    elapsed = time.perf_counter() - t0
+    return DemoResult(
+        ticks=produced,
+        dead_letters=stats.dead_letters,
+        candles=ordered,
+        alerts=len(alerts),
+        alert_examples=sorted(alerts, key=lambda a: -a.score)[:5],
+        produce_s=produce_s,
+        consume_s=consume_s,
+        elapsed_s=elapsed,
+        ticks_per_s=stats.ticks / consume_s if consume_s > 0 else 0.0,
+        store_url=store_url,
+        outputs=outputs,
+        injected=market.labels,
+    )
+
+
+class LiveDemo:
+    """A synthetic market flowing live through producer, Kafka and pipeline (background threads).
+
+    Parameters
+    ----------
+    symbols, seed
+        The synthetic market.
+    speed
+        Simulated seconds per wall-clock second (60 = one 1m candle a second).
+    ticks_per_second
+        Simulated trade rate across all symbols.
+    settings
+        Services (default: embedded; a fresh SQLite file in ``data_dir/live``).
+    spike_every_s
+        Inject a spike (alternately a crash) on a random symbol every so many
+        simulated seconds (0 = never).
+
+    Examples
+    --------
+    ::
+
+        with LiveDemo(symbols=5, speed=60) as live:
+            chart = CandleChart.live("BTC-USD", "1m", settings=live.settings)
+    """
+
+    def __init__(
+        self,
+        *,
+        symbols: int = 5,
+        seed: int = 7,
+        speed: float = 60.0,
+        ticks_per_second: float = 10.0,
+        settings: Settings | None = None,
+        spike_every_s: float = 900.0,
+        cache_name: str = "default",
+    ) -> None:
+        base = settings or Settings.from_env()
+        out = base.data_dir / "live"
+        out.mkdir(parents=True, exist_ok=True)
+        s, _ = _demo_settings(base, out)
+        self.settings = replace(s, idle_timeout_ms=0, out_of_orderness_ms=0)
+        self.symbols = symbols
+        self.seed = seed
+        self.speed = speed
+        self.ticks_per_second = ticks_per_second
+        self.spike_every_s = spike_every_s
+        self.cache_name = cache_name
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.pipeline: Any = None
+        self.produced = 0
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> LiveDemo:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _market(self) -> Any:
+        from cryptolab.sources.synthetic import SyntheticMarket
+
+        start = (int(time.time() * 1000) // _MINUTE - 180) * _MINUTE
+        return SyntheticMarket(
+            symbols=self.symbols, seed=self.seed, start_ms=start, duration_ms=None,
+            ticks_per_second=self.ticks_per_second,
+            random_injections=0,
+        ), start
+
+    def _produce(self) -> None:
+        from cryptolab.producer import TickProducer
+
+        try:
+            market, start = self._market()
+            wall0 = time.monotonic()
+            with TickProducer(self.settings) as producer:
+                batch: list[Tick] = []
+                for tick in market.iter_ticks():
+                    if self._stop.is_set():
+                        break
+                    due = (tick.ts_ms - start) / 1000 / self.speed
+                    lag = due - (time.monotonic() - wall0)
+                    if lag > 0:
+                        if batch:
+                            producer.send_many(batch)
+                            self.produced += len(batch)
+                            batch = []
+                        producer.poll(0)
+                        self._stop.wait(min(lag, 0.5))
+                    batch.append(tick)
+                    if len(batch) >= 1000:
+                        producer.send_many(batch)
+                        self.produced += len(batch)
+                        batch = []
+        except BaseException as exc:  # surfaced via .error
+            self.error = exc
+            log.exception("live demo producer failed")
+
+    def _consume(self) -> None:
+        from cryptolab.cache import MemoryCache, open_cache
+        from cryptolab.pipeline import CandlePipeline
+
+        try:
+            cache = open_cache(self.settings) if self.settings.redis_url else MemoryCache(self.cache_name)
+            self.pipeline = CandlePipeline(self.settings, cache=cache, batch_timeout=0.1)
+            if not self._stop.is_set():
+                self.pipeline.run()
+        except BaseException as exc:  # surfaced via .error
+            self.error = exc
+            log.exception("live demo pipeline failed")
+
+    def start(self) -> LiveDemo:
+        """Start producing and consuming in background threads."""
+        if self._threads:
+            return self
+        self._stop.clear()
+        for target, name in ((self._produce, "cryptolab-live-producer"), (self._consume, "cryptolab-live-pipeline")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop both threads."""
+        self._stop.set()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = []

@@ -1,0 +1,577 @@
+"""CandlePipeline: consume ticks -> aggregate candles -> score -> commit exactly once.
+
+One pipeline is one member of a Kafka consumer group; to scale, run more
+processes (``cryptolab consume``) up to the topic's partition count.
+
+The exactly-once effect comes from committing results and progress together:
+for every batch, candles (closed and revised), alerts, too-late ticks and the
+consumer's progress for each partition (next offset, watermark and the
+windowing state) are written in **one** database transaction, fenced on the
+offset the batch started from. On start, restart or rebalance a member loads
+that progress, restores its windows and seeks to the stored offset, so the
+result is the same as if nothing had happened. Kafka's own committed offsets
+are written too, but only as a courtesy for lag monitoring.
+
+Redis (or the in-process cache) is updated after the commit: at least once,
+with idempotent payloads (monotonic "latest" keys). When it is down, updates
+are kept (latest per key) and replayed when it returns; the SQL path goes on.
+When the store is down, the pipeline pauses its partitions and retries the
+same commit: nothing is committed twice and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from cryptolab.config import Settings
+from cryptolab.errors import CacheError, FencedError, StoreError, ValidationError
+from cryptolab.kafka import DLQ_SUFFIX, consumer_config, dlq_headers, ensure_topics, producer_config
+from cryptolab.models import (
+    MAX_PRICE,
+    MAX_RECORD_BYTES,
+    MAX_SIZE,
+    MAX_TS_MS,
+    MIN_TS_MS,
+    SYMBOL_RE,
+    Alert,
+    Candle,
+    encode_alert,
+    tick_from_dict,
+)
+from cryptolab.windows import CandleAggregator, state_from_bytes, state_to_bytes
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptolab.cache import Cache
+    from cryptolab.store import Store
+
+__all__ = ["CandlePipeline", "PipelineStats"]
+
+log = logging.getLogger(__name__)
+
+_TICK_KEYS = frozenset({"v", "symbol", "ts", "price", "size", "source", "trade_id"})
+_MAX_CACHE_BACKLOG = 100_000
+
+
+@dataclass
+class PipelineStats:
+    """Counters of one :meth:`CandlePipeline.run` (also live on ``pipeline.stats``)."""
+
+    ticks: int = 0
+    dead_letters: int = 0
+    late_ticks: int = 0
+    candles_final: int = 0
+    candle_updates: int = 0
+    alerts: int = 0
+    batches: int = 0
+    commits: int = 0
+    fenced: int = 0
+    store_retries: int = 0
+    cache_failures: int = 0
+    rebalances: int = 0
+    idle_closes: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def ticks_per_s(self) -> float:
+        """Throughput over the run."""
+        return self.ticks / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Counters as a plain dict (with ``ticks_per_s``)."""
+        d = asdict(self)
+        d["ticks_per_s"] = round(self.ticks_per_s, 1)
+        return d
+
+
+@dataclass
+class _Owned:
+    """What this member knows about a partition it owns."""
+
+    expected: int | None  # offset stored in the progress table (fencing token)
+    next_offset: int  # next offset to consume
+    last_seen: float = field(default_factory=time.monotonic)
+    dirty: bool = False
+    idle_closed: bool = False
+
+
+class CandlePipeline:
+    """The windowing consumer.
+
+    Parameters
+    ----------
+    settings
+        Where Kafka, the store and the cache are; intervals, lateness, group...
+    store, cache
+        Adapters (default: built from ``settings``).
+    scorer
+        ``True`` (default detectors), an ``AnomalyScorer``, or ``None`` to skip scoring.
+    group, topic
+        Override the consumer group and tick topic.
+    batch_size, batch_timeout
+        Messages per ``consume()`` call and how long it may wait (seconds).
+    consumer_overrides
+        Extra librdkafka consumer options.
+    on_commit
+        Callback ``f(emission_candles, alerts)`` after each successful commit
+        (used by live views and tests).
+
+    Examples
+    --------
+    The embedded default needs no services::
+
+        >>> from cryptolab import CandlePipeline, Settings, TickProducer   # doctest: +SKIP
+        >>> settings = Settings.from_env(data_dir="/tmp/cl")                # doctest: +SKIP
+        >>> with TickProducer(settings) as p: p.send_many(ticks)            # doctest: +SKIP
+        >>> CandlePipeline(settings).run(stop_at_end=True)                  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        cache: Cache | None = None,
+        scorer: Any = True,
+        group: str | None = None,
+        topic: str | None = None,
+        batch_size: int = 20_000,
+        batch_timeout: float = 0.2,
+        consumer_overrides: dict[str, Any] | None = None,
+        on_commit: Callable[[list[Candle], list[Alert]], None] | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        s = self.settings
+        if store is None:
+            from cryptolab.store import Store
+
+            store = Store.from_settings(s)
+            store.init()
+        if cache is None:
+            from cryptolab.cache import open_cache
+
+            cache = open_cache(s)
+        self.store = store
+        self.cache = cache
+        self.group = group or s.group
+        self.topic = topic or s.topic
+        self.batch_size = batch_size
+        self.batch_timeout = batch_timeout
+        self.on_commit = on_commit
+        self.aggregator = CandleAggregator(
+            intervals=s.intervals,
+            out_of_orderness_ms=s.out_of_orderness_ms,
+            allowed_lateness_ms=s.allowed_lateness_ms,
+            gap_fill=s.gap_fill,
+        )
+        if scorer is True:
+            from cryptolab.anomaly import AnomalyScorer, default_detectors
+
+            scorer = AnomalyScorer(detectors=default_detectors(seed=0), history=store.final_candles_since)
+        self.scorer = scorer or None
+        self.stats = PipelineStats()
+        self._consumer_overrides = consumer_overrides or {}
+        self._owned: dict[int, _Owned] = {}
+        self._stop = threading.Event()
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._cache_backlog: dict[tuple[str, str, int], Candle] = {}
+        self._alert_backlog: list[Alert] = []
+        self._cache_retry_at = 0.0
+        self._symbols_ok: set[str] = set()
+        self._late_pending: list[Any] = []
+        self._dlq_pending = False
+
+    # ---------------------------------------------------------------- control
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish its current batch and return (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def assignment(self) -> list[int]:
+        """Partitions this member owns now."""
+        return sorted(self._owned)
+
+    # ------------------------------------------------------------- rebalance
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.stats.rebalances += 1
+        ids = [tp.partition for tp in partitions]
+        progress = self._retry_store(lambda: self.store.load_progress(self.group, self.topic, ids))
+        for tp in partitions:
+            pr = progress.get(tp.partition)
+            if pr is None:
+                tp.offset = OFFSET_BEGINNING
+                self.aggregator.forget(tp.partition)
+                self._owned[tp.partition] = _Owned(expected=None, next_offset=0)
+            else:
+                tp.offset = pr.offset
+                self.aggregator.restore(tp.partition, state_from_bytes(pr.state))
+                self._owned[tp.partition] = _Owned(expected=pr.offset, next_offset=pr.offset)
+        log.info("assigned partitions %s of %s", ids, self.topic)
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._owned.pop(tp.partition, None)
+            self.aggregator.forget(tp.partition)
+        log.info("revoked partitions %s", [tp.partition for tp in partitions])
+        consumer.unassign()
+
+    # ------------------------------------------------------------------ store
+    def _retry_store(self, fn: Callable[[], Any]) -> Any:
+        delay = 0.2
+        while True:
+            try:
+                return fn()
+            except FencedError:
+                raise
+            except StoreError as exc:
+                self.stats.store_retries += 1
+                if self._stop.is_set():
+                    raise
+                log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # ------------------------------------------------------------------- main
+    def run(
+        self,
+        *,
+        timeout: float | None = None,
+        count: int | None = None,
+        stop_at_end: bool = False,
+        idle_exit: float | None = None,
+    ) -> PipelineStats:
+        """Consume until stopped, and return the counters.
+
+        Parameters
+        ----------
+        timeout
+            Return after this many seconds.
+        count
+            Return after this many ticks.
+        stop_at_end
+            Return once everything up to the end offsets that existed at start
+            is consumed and committed, closing the remaining windows.
+        idle_exit
+            Return after this many seconds without any message.
+        """
+        s = self.settings
+        if not s.embedded_kafka:
+            ensure_topics(s)
+        else:
+            ensure_topics(s, {self.topic: s.partitions, self.topic + DLQ_SUFFIX: 1, "alerts": 1})
+        conf = consumer_config(s, self.group, **self._consumer_overrides)
+        consumer = Consumer(conf)
+        self._consumer = consumer
+        self._producer = Producer(producer_config(s, **{"linger.ms": 5}))
+        targets: dict[int, int] | None = None
+        if stop_at_end:
+            md = consumer.list_topics(self.topic, timeout=30)
+            parts = md.topics[self.topic].partitions
+            targets = {}
+            for pid in parts:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, pid), timeout=30)
+                targets[pid] = high
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        started = time.monotonic()
+        last_msg = started
+        start_ticks = self.stats.ticks
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if timeout is not None and now - started >= timeout:
+                    break
+                if count is not None and self.stats.ticks - start_ticks >= count:
+                    break
+                msgs = consumer.consume(self.batch_size, self.batch_timeout)
+                if msgs:
+                    last_msg = time.monotonic()
+                    self._process(msgs)
+                self._idle_close()
+                self._commit()
+                self._flush_cache_backlog()
+                if targets is not None and self._owned and all(
+                    o.next_offset >= targets.get(p, 0) for p, o in self._owned.items()
+                ):
+                    self._finish_at_end()
+                    break
+                if idle_exit is not None and time.monotonic() - last_msg >= idle_exit:
+                    break
+        finally:
+            self.stats.elapsed_s += time.monotonic() - started
+            self._close_clients()
+        return self.stats
+
+    def _close_clients(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(10)
+            self._producer = None
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except Exception:  # pragma: no cover - close after a broker loss
+                log.debug("consumer close failed", exc_info=True)
+            self._consumer = None
+            self._owned.clear()
+
+    def _finish_at_end(self) -> None:
+        for p in list(self._owned):
+            self.aggregator.close_partition(p)
+            self._owned[p].dirty = True
+        self._commit()
+        self._flush_cache_backlog(force=True)
+
+    def _idle_close(self) -> None:
+        timeout_s = self.settings.idle_timeout_ms / 1000
+        if timeout_s <= 0:
+            return
+        now = time.monotonic()
+        for p, o in self._owned.items():
+            if not o.idle_closed and now - o.last_seen >= timeout_s and self.aggregator.open_windows(p):
+                self.aggregator.close_partition(p)
+                o.idle_closed = True
+                o.dirty = True
+                self.stats.idle_closes += 1
+
+    # ------------------------------------------------------------- per batch
+    def _process(self, msgs: list[Message]) -> None:
+        add = self.aggregator.add
+        loads = orjson.loads
+        owned = self._owned
+        ok_symbols = self._symbols_ok
+        keys = _TICK_KEYS
+        late: list[Any] = []
+        n = 0
+        now = time.monotonic()
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", err)
+                continue
+            p = m.partition()
+            o = owned.get(p)
+            if o is None:  # a message of a partition revoked meanwhile
+                continue
+            off = m.offset()
+            if off < o.next_offset:  # already applied (duplicate delivery after a seek)
+                continue
+            o.next_offset = off + 1
+            o.dirty = True
+            o.last_seen = now
+            o.idle_closed = False
+            raw = m.value()
+            try:
+                if raw is None or len(raw) > MAX_RECORD_BYTES:
+                    raise ValidationError("record", "empty or oversized record")
+                d = loads(raw)
+                sym = d["symbol"]
+                ts = d["ts"]
+                price = d["price"]
+                size = d.get("size")
+                if not (
+                    d.get("v") == 1
+                    and type(ts) is int
+                    and MIN_TS_MS <= ts < MAX_TS_MS
+                    and type(price) is float
+                    and 0.0 < price < MAX_PRICE
+                    and (size is None or (type(size) is float and 0.0 <= size < MAX_SIZE))
+                    and sym in ok_symbols
+                    and d.keys() <= keys
+                ):
+                    t = tick_from_dict(d)  # slow path: full validation, names the field
+                    sym, ts, price, size = t.symbol, t.ts_ms, t.price, t.size
+                    if SYMBOL_RE.fullmatch(sym):
+                        ok_symbols.add(sym)
+            except Exception as exc:  # any bad record goes to the DLQ
+                self._dead_letter(m, exc)
+                continue
+            n += 1
+            if not add(sym, ts, price, size, p):
+                late.append((m.topic(), p, off, sym, ts, price, size, d))
+        self.stats.ticks += n
+        self.stats.batches += 1
+        if late:
+            from cryptolab.store import LateTick
+
+            wm = self.aggregator.watermark
+            self._late_pending.extend(
+                LateTick(
+                    topic=t, partition=p, offset=off, symbol=sym, ts_ms=ts, price=price, size=size,
+                    source=str(d.get("source") or ""), trade_id=None if d.get("trade_id") is None else str(d["trade_id"]),
+                    watermark_ms=wm(p) or 0,
+                )
+                for (t, p, off, sym, ts, price, size, d) in late
+            )
+            self.stats.late_ticks += len(late)
+
+    def _dead_letter(self, m: Message, exc: Exception) -> None:
+        if isinstance(exc, ValidationError):
+            reason, fld = exc.reason, exc.field
+        elif isinstance(exc, orjson.JSONDecodeError):
+            reason, fld = f"not valid JSON: {exc}", "record"
+        elif isinstance(exc, KeyError):
+            reason, fld = "missing", str(exc.args[0]) if exc.args else "record"
+        elif isinstance(exc, TypeError | AttributeError):
+            reason, fld = "must be a JSON object with symbol, ts and price", "record"
+        else:
+            reason, fld = f"{type(exc).__name__}: {exc}", "record"
+        self.stats.dead_letters += 1
+        assert self._producer is not None
+        headers = dlq_headers(reason, fld, stage="consume", origin=(m.topic() or "", m.partition(), m.offset()))
+        self._producer.produce(self.topic + DLQ_SUFFIX, value=m.value(), key=m.key(), headers=headers)
+        self._dlq_pending = True
+        log.debug("dead letter at %s/%s@%s: %s %s", m.topic(), m.partition(), m.offset(), fld, reason)
+
+    def _commit(self) -> None:
+        dirty = {p: o for p, o in self._owned.items() if o.dirty}
+        if not dirty and not self.aggregator_has_output():
+            return
+        em = self.aggregator.drain()
+        alerts: list[Alert] = []
+        if self.scorer is not None and em.first_finals:
+            now_ms = int(time.time() * 1000)
+            alerts = list(self.scorer.score(em.first_finals, now_ms=now_ms))
+        if self._dlq_pending and self._producer is not None:
+            # dead letters must be durable before their offsets are committed
+            remaining = self._producer.flush(30)
+            if remaining:
+                raise StoreError(f"{remaining} dead-letter records not delivered; not committing")
+            self._dlq_pending = False
+        from cryptolab.store import PartitionProgress
+
+        progress = {
+            p: PartitionProgress(
+                partition=p,
+                offset=o.next_offset,
+                watermark_ms=self.aggregator.watermark(p),
+                state=state_to_bytes(self.aggregator.snapshot(p)),
+            )
+            for p, o in dirty.items()
+        }
+        expected = {p: o.expected for p, o in dirty.items()}
+        late = self._late_pending
+        try:
+            inserted = self._retry_store(
+                lambda: self.store.commit_batch(
+                    group=self.group, topic=self.topic, candles=em.finals, alerts=alerts,
+                    late_ticks=late, progress=progress, expected_offsets=expected,
+                )
+            )
+        except FencedError as exc:
+            self.stats.fenced += 1
+            log.warning("fenced (%s): another member owns these partitions now; resyncing", exc)
+            self._late_pending = []
+            self._resync(list(dirty))
+            return
+        self._late_pending = []
+        for o in dirty.values():
+            o.expected = o.next_offset
+            o.dirty = False
+        self.stats.commits += 1
+        self.stats.candles_final += len(em.finals)
+        self.stats.candle_updates += len(em.updates)
+        self.stats.alerts += len(inserted)
+        if self._consumer is not None and dirty:
+            offs = [TopicPartition(self.topic, p, o.next_offset) for p, o in dirty.items()]
+            try:
+                self._consumer.commit(offsets=offs, asynchronous=True)
+            except Exception:  # courtesy commit only
+                log.debug("kafka offset commit failed", exc_info=True)
+        if inserted and self._producer is not None:
+            for a in inserted:
+                self._producer.produce("alerts", key=a.symbol.encode(), value=encode_alert(a))
+            self._producer.poll(0)
+        self._publish(em.updates + em.finals, inserted)
+        if self.on_commit is not None:
+            self.on_commit(em.updates + em.finals, inserted)
+
+    def aggregator_has_output(self) -> bool:
+        """Whether the aggregator holds output not yet committed/published."""
+        agg = self.aggregator
+        return bool(agg._dirty or agg._first_finals or agg._gaps)
+
+    def _resync(self, partitions: list[int]) -> None:
+        """After being fenced: reload progress and seek back to what the store says."""
+        progress = self._retry_store(lambda: self.store.load_progress(self.group, self.topic, partitions))
+        for p in partitions:
+            pr = progress.get(p)
+            o = self._owned.get(p)
+            if o is None:
+                continue
+            if pr is None:
+                self.aggregator.forget(p)
+                o.expected, o.next_offset = None, 0
+                off = OFFSET_BEGINNING
+            else:
+                self.aggregator.restore(p, state_from_bytes(pr.state))
+                o.expected, o.next_offset = pr.offset, pr.offset
+                off = pr.offset
+            o.dirty = False
+            if self._consumer is not None:
+                try:
+                    self._consumer.seek(TopicPartition(self.topic, p, off))
+                except Exception:  # partition may be gone after a rebalance
+                    log.debug("seek failed for partition %s", p, exc_info=True)
+
+    # ----------------------------------------------------------------- cache
+    def _publish(self, candles: list[Candle], alerts: list[Alert]) -> None:
+        if not candles and not alerts:
+            return
+        if self._cache_backlog or self._alert_backlog:
+            self._backlog(candles, alerts)
+            return
+        try:
+            if candles:
+                self.cache.publish(candles)
+            if alerts:
+                self.cache.publish_alerts(alerts)
+        except CacheError as exc:
+            self.stats.cache_failures += 1
+            log.warning("cache unavailable (%s); keeping updates until it returns", exc)
+            self._backlog(candles, alerts)
+            self._cache_retry_at = time.monotonic() + 1.0
+
+    def _backlog(self, candles: list[Candle], alerts: list[Alert]) -> None:
+        for c in candles:
+            self._cache_backlog[c.key] = c
+        self._alert_backlog.extend(alerts)
+        if len(self._cache_backlog) > _MAX_CACHE_BACKLOG:
+            # keep the newest windows; older ones are in the store anyway
+            keep = sorted(self._cache_backlog.values(), key=lambda c: c.window_start)[-_MAX_CACHE_BACKLOG:]
+            self._cache_backlog = {c.key: c for c in keep}
+        del self._alert_backlog[:-_MAX_CACHE_BACKLOG]
+
+    def _flush_cache_backlog(self, *, force: bool = False) -> None:
+        if not (self._cache_backlog or self._alert_backlog):
+            return
+        if not force and time.monotonic() < self._cache_retry_at:
+            return
+        candles = sorted(self._cache_backlog.values(), key=lambda c: (c.window_start, c.revision))
+        try:
+            if candles:
+                self.cache.publish(candles)
+            if self._alert_backlog:
+                self.cache.publish_alerts(self._alert_backlog)
+        except CacheError:
+            self.stats.cache_failures += 1
+            self._cache_retry_at = time.monotonic() + 2.0
+            return
+        log.info("cache is back: replayed %d candles and %d alerts", len(candles), len(self._alert_backlog))
+        self._cache_backlog = {}
+        self._alert_backlog = []
