@@ -1,0 +1,56 @@
+"""Live charts: :class:`CandleChart` (Bokeh candlesticks) and its pure data logic.
+
+* :mod:`cryptolab.viz.buffer` - pure: which candle streams, patches or is ignored;
+  moving averages; rollover (imports no Bokeh).
+* :mod:`cryptolab.viz.chart` - the Bokeh chart, its live feed and its JupyterLab widget.
+* :mod:`cryptolab.viz.dashboard` - the standalone Bokeh-server dashboard
+  (``cryptolab dashboard``).
+
+Names are imported lazily, so ``import cryptolab.viz.buffer`` does not load Bokeh.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "AlertBuffer",
+    "CandleBuffer",
+    "CandleChart",
+    "Patch",
+    "Reset",
+    "Stream",
+    "apply_ops",
+    "candle_channels",
+    "coalesce",
+]
+
+_WHERE = {
+    "AlertBuffer": "cryptolab.viz.buffer",
+    "CandleBuffer": "cryptolab.viz.buffer",
+    "Patch": "cryptolab.viz.buffer",
+    "Reset": "cryptolab.viz.buffer",
+    "Stream": "cryptolab.viz.buffer",
+    "coalesce": "cryptolab.viz.buffer",
+    "CandleChart": "cryptolab.viz.chart",
+    "apply_ops": "cryptolab.viz.chart",
+    "candle_channels": "cryptolab.viz.chart",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptolab.viz.buffer import AlertBuffer, CandleBuffer, Patch, Reset, Stream, coalesce
+    from cryptolab.viz.chart import CandleChart, apply_ops, candle_channels
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cryptolab.viz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

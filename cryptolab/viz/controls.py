@@ -1,0 +1,85 @@
+"""ipywidgets controls for :class:`~cryptolab.viz.chart.CandleChart` in JupyterLab.
+
+Symbol and interval pickers, a checkbox per indicator (moving averages,
+volume, anomaly markers), a pause/resume toggle and a status line. Every
+handler runs on the kernel's event loop (ipywidgets dispatches comm messages
+there), like the chart's own polling task.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptolab.viz.chart import CandleChart
+
+__all__ = ["chart_controls"]
+
+_LABELS = {"volume": "Volume", "anomalies": "Anomalies"}
+
+
+def chart_controls(chart: CandleChart, model: Any) -> w.VBox:
+    """Wrap a chart's Bokeh widget ``model`` with controls; returns an ``ipywidgets.VBox``."""
+    symbol = w.Dropdown(options=chart.symbols or [chart.symbol], value=chart.symbol or None,
+                        description="Symbol", layout=w.Layout(width="210px"))
+    interval = w.Dropdown(options=chart.intervals, value=chart.interval, description="Interval",
+                          layout=w.Layout(width="170px"))
+    toggles = {
+        name: w.Checkbox(value=on, description=_LABELS.get(name, name.upper()), indent=False,
+                         layout=w.Layout(width="auto"))
+        for name, on in chart.indicators.items()
+    }
+    pause = w.ToggleButton(value=chart.paused, description="Resume" if chart.paused else "Pause",
+                           icon="play" if chart.paused else "pause",
+                           tooltip="Freeze the view; updates are kept and applied on resume",
+                           layout=w.Layout(width="110px"))
+    status = w.HTML(value=_status_html(chart))
+
+    def on_series(_change: dict[str, Any]) -> None:
+        if symbol.value and (symbol.value != chart.symbol or interval.value != chart.interval):
+            chart.set_series(symbol.value, interval.value)
+
+    symbol.observe(on_series, names="value")
+    interval.observe(on_series, names="value")
+
+    for name, box in toggles.items():
+        def on_toggle(change: dict[str, Any], name: str = name) -> None:
+            chart.set_indicator(name, bool(change["new"]))
+
+        box.observe(on_toggle, names="value")
+
+    def on_pause(change: dict[str, Any]) -> None:
+        if change["new"]:
+            chart.pause()
+            pause.description, pause.icon = "Resume", "play"
+        else:
+            chart.resume()
+            pause.description, pause.icon = "Pause", "pause"
+        status.value = _status_html(chart)
+
+    pause.observe(on_pause, names="value")
+
+    last = [0.0]
+
+    def refresh(_chart: CandleChart) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 1.0:  # at most one status message a second
+            last[0] = now
+            status.value = _status_html(chart)
+            if list(symbol.options) != chart.symbols:
+                symbol.options = list(chart.symbols)
+                symbol.value = chart.symbol
+
+    chart.on_update(refresh)
+    bar = w.HBox([symbol, interval, *toggles.values(), pause],
+                 layout=w.Layout(align_items="center", flex_flow="row wrap"))
+    return w.VBox([bar, model, status])
+
+
+def _status_html(chart: CandleChart) -> str:
+    colour = "#c62828" if chart.last_error else ("#9e9e9e" if chart.paused else "#2e7d32")
+    return (f'<span style="color:{colour};font-size:0.85em">&#9679;</span> '
+            f'<span style="font-size:0.85em;color:#555">{chart.status_text()}</span>')
