@@ -385,7 +385,8 @@ class CandlePipeline:
                 price = d["price"]
                 size = d.get("size")
                 if not (
-                    d.get("v") == 1
+                    type(d.get("v")) is int
+                    and d["v"] == 1
                     and type(ts) is int
                     and MIN_TS_MS <= ts < MAX_TS_MS
                     and type(price) is float

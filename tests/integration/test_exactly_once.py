@@ -1,0 +1,188 @@
+"""Exactly-once effect against the real broker and PostgreSQL.
+
+200,000 ticks are replayed while real ``cryptolab consume`` processes are
+killed with SIGKILL at random moments (at least 20 times) and then run to
+completion; the candles table must equal, row for row, an uninterrupted run
+and the batch reference, and the alerts must equal the uninterrupted run's.
+The same is repeated with a second consumer joining and leaving mid-stream.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from cryptolab.producer import TickProducer
+
+from cryptolab.batch import candles_from_ticks, candles_to_frame
+from cryptolab.config import Settings
+from cryptolab.kafka import ensure_topics
+from cryptolab.pipeline import CandlePipeline
+from cryptolab.sources.synthetic import Injection, SyntheticMarket
+from cryptolab.store import Store
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+N_TICKS = 200_000
+START = 1_700_000_040_000
+
+
+def _market() -> SyntheticMarket:
+    # 20 symbols, ~56 simulated minutes at 60 ticks/s -> ~200k ticks, with spikes to alert on
+    return SyntheticMarket(
+        symbols=20, seed=42, start_ms=START, duration_ms=3_340_000, ticks_per_second=60.0,
+        injections=[Injection(symbol="BTC-USD", at_ms=START + 1_200_000, kind="spike", magnitude=0.08),
+                    Injection(symbol="ETH-USD", at_ms=START + 2_400_000, kind="crash", magnitude=0.06)],
+    )
+
+
+def _frame(store: Store) -> pd.DataFrame:
+    df = candles_to_frame(store.candles())
+    order = df["interval"].map({"1m": 1, "5m": 5, "15m": 15})
+    return df.assign(_o=order).sort_values(["symbol", "_o", "window_start"]).drop(columns="_o").reset_index(drop=True)
+
+
+def _alerts(store: Store) -> list[tuple]:
+    return sorted((a.symbol, a.interval, a.window_start, a.detector, a.severity, round(a.score, 12))
+                  for a in store.alert_list())
+
+
+def _consume_cmd(settings: Settings, group: str, *, batch_size: int = 1_000) -> list[str]:
+    return [sys.executable, "-m", "cryptolab", "consume", "--kafka", settings.kafka_bootstrap or "",
+            "--topic", settings.topic, "--store", settings.store_url or "", "--group", group,
+            "--stop-at-end", "--quiet", "--batch-size", str(batch_size)]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _committed(store: Store, group: str, topic: str) -> int:
+    return sum(p.offset for p in store.load_progress(group, topic).values())
+
+
+@pytest.fixture(scope="module")
+def loaded_topic(request, kafka_bootstrap):
+    """A 3-partition topic holding the 200k ticks, plus the batch reference."""
+    topic = f"eo_{random.getrandbits(40):x}"
+    settings = Settings.from_env(kafka_bootstrap=kafka_bootstrap, topic=topic, partitions=3)
+    ensure_topics(settings, {topic: 3, topic + ".dlq": 1, topic + ".late": 1, "alerts": 1})
+    market = _market()
+    frame = market.to_frame()
+    assert len(frame) >= N_TICKS
+    with TickProducer(settings, topic=topic) as producer:
+        producer.send_many(market.iter_ticks())
+        producer.flush()
+        assert producer.stats.delivered == len(frame)
+        assert producer.stats.failed == 0
+    reference = candles_from_ticks(frame, "1m,5m,15m")
+    return settings, reference, len(frame)
+
+
+def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loaded_topic, pg_url, second_pg_url):
+    settings, reference, n = loaded_topic
+    # the uninterrupted run, in-process
+    unint = Store(pg_url)
+    unint.init()
+    stats = CandlePipeline(replace(settings, store_url=pg_url), store=unint, group="uninterrupted").run(
+        stop_at_end=True)
+    assert stats.ticks == n and stats.dead_letters == 0 and stats.late_ticks == 0
+    expected = _frame(unint)
+    pd.testing.assert_frame_equal(expected, reference, check_exact=True)
+    expected_alerts = _alerts(unint)
+    assert expected_alerts, "the injected moves should raise alerts"
+
+    # the crashing runs write to a second database on the same server
+    crash_url = second_pg_url
+    crash_store = Store(crash_url)
+    crash_store.init()
+    s = replace(settings, store_url=crash_url)
+    group = "crashy"
+    rng = random.Random(2024)
+    kills = 0
+    progress_at_kill = []
+    for i in range(22):
+        proc = subprocess.Popen(_consume_cmd(s, group), env=_env(), cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        target = n * (i + rng.random()) / 24
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _committed(crash_store, group, s.topic) >= target:
+                break
+            time.sleep(0.01)
+        time.sleep(rng.random() * 0.05)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+            progress_at_kill.append(_committed(crash_store, group, s.topic))
+        proc.wait(30)
+    assert kills >= 20
+    # kills landed mid-stream, at increasing points
+    assert sum(0 < p < n for p in progress_at_kill) >= 15
+    final = subprocess.run(_consume_cmd(s, group), env=_env(), cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert final.returncode == 0, final.stderr
+    got = _frame(crash_store)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert _alerts(crash_store) == expected_alerts
+    assert _committed(crash_store, group, s.topic) == n
+
+
+def test_second_consumer_joining_and_leaving_mid_stream(loaded_topic, pg_url):
+    settings, reference, n = loaded_topic
+    store = Store(pg_url)
+    store.init()
+    s = replace(settings, store_url=pg_url)
+    group = "rebalancing"
+    first = subprocess.Popen(_consume_cmd(s, group, batch_size=500), env=_env(), cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_progress(store, group, s.topic, n * 0.15, first)
+    second = subprocess.Popen(_consume_cmd(s, group, batch_size=500), env=_env(), cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_progress(store, group, s.topic, n * 0.5, first)
+    second.send_signal(signal.SIGKILL)  # leaves abruptly, mid-stream
+    second.wait(30)
+    first.wait(300)
+    # whatever the first member did not own at its end is finished by a fresh member
+    final = subprocess.run(_consume_cmd(s, group), env=_env(), cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert final.returncode == 0, final.stderr
+    got = _frame(store)
+    pd.testing.assert_frame_equal(got, reference, check_exact=True)
+    assert _committed(store, group, s.topic) == n
+
+
+def _wait_progress(store: Store, group: str, topic: str, target: float, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _committed(store, group, topic) >= target:
+            return
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def second_pg_url(pg_url):
+    """A sibling database next to the fixture's, dropped afterwards."""
+    import sqlalchemy as sa
+
+    u = sa.engine.make_url(pg_url)
+    name = f"{u.database}_2"
+    admin = sa.create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield u.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
