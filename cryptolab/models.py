@@ -315,7 +315,7 @@ def tick_from_dict(d: object) -> Tick:
     if not isinstance(d, dict):
         raise ValidationError("record", f"must be a JSON object, got {type(d).__name__}")
     v = d.get("v")
-    if v != WIRE_VERSION:
+    if isinstance(v, bool) or v != WIRE_VERSION:  # JSON true == 1 in Python
         raise ValidationError("v", f"unsupported wire version {v!r} (expected {WIRE_VERSION})")
     extra = d.keys() - _TICK_KEYS
     if extra:
