@@ -107,14 +107,18 @@ BASE_INDICATORS: Final = ("volume", "anomalies")
 
 
 def candle_channels(symbol: str, interval: str) -> list[str]:
-    """The pub/sub channels that carry one series' candles (updates and finals).
+    """The pub/sub channels the chart follows for one series.
+
+    ``cryptolab:candles:<symbol>:<interval>`` carries every update of the
+    series: open candles as they change, finals and later revisions (see
+    :mod:`cryptolab.cache`).
 
     Examples
     --------
     >>> candle_channels("BTC-USD", "1m")
-    ['cryptolab:candles:BTC-USD:1m', 'cryptolab:finals:BTC-USD:1m']
+    ['cryptolab:candles:BTC-USD:1m']
     """
-    return [f"cryptolab:candles:{symbol}:{interval}", f"cryptolab:finals:{symbol}:{interval}"]
+    return [f"cryptolab:candles:{symbol}:{interval}"]
 
 
 class Subscription(Protocol):
@@ -132,17 +136,21 @@ class LiveFeed(Protocol):
 
     def recent(self, symbol: str, interval: str, n: int) -> list[Candle]: ...  # pragma: no cover
 
+    def latest(self, symbol: str, interval: str) -> Candle | None: ...  # pragma: no cover
+
     def recent_alerts(self, n: int) -> list[Alert]: ...  # pragma: no cover
 
 
 class HistorySource(Protocol):
     """What the chart needs from a store for backfill."""
 
-    def history(self, symbol: str, interval: str, start: Any = None, end: Any = None,
-                **kwargs: Any) -> pd.DataFrame: ...  # pragma: no cover
+    def history(self, symbol: str, interval: str, start: Any = None, end: Any = None, *,
+                final_only: bool = False, limit: int | None = None
+                ) -> pd.DataFrame: ...  # pragma: no cover
 
-    def alerts(self, symbol: str | None = None, interval: str | None = None
-               ) -> pd.DataFrame: ...  # pragma: no cover
+    def alerts(self, symbol: str | None = None, interval: str | None = None,
+               start: Any = None, end: Any = None, *, detector: str | None = None,
+               limit: int | None = None) -> pd.DataFrame: ...  # pragma: no cover
 
 
 def apply_ops(source: ColumnDataSource, ops: Iterable[Op]) -> None:
@@ -314,6 +322,7 @@ class CandleChart:
         self.store: HistorySource | None = None
         self.poll_interval: float = 0.25
         self._sub: Subscription | None = None
+        self._owned_store: Any = None
         self._task: asyncio.Task[None] | None = None
         self._paused = False
         self._stale = False
@@ -647,10 +656,8 @@ class CandleChart:
                 from cryptolab.cache import open_cache
 
                 feed = open_cache(settings)
-                if store is None and backfill:
-                    store = _open_store(settings)
-            elif store is None:
-                store = _open_store(settings)
+            if store is None and backfill:
+                store = self._owned_store = _open_store(settings)
         self.feed = feed
         self.store = store
         self.poll_interval = poll_interval
@@ -686,11 +693,9 @@ class CandleChart:
         need = self.maxlen + max(self.ma_windows, default=1) - 1
         if self.store is not None:
             try:
-                frame = self.store.history(self.symbol, self.interval)
-                if len(frame) > need:
-                    frame = frame.iloc[-need:]
+                frame = self.store.history(self.symbol, self.interval, limit=need)
                 candles.extend(as_candles(frame))
-                afr = self.store.alerts(symbol=self.symbol, interval=self.interval)
+                afr = self.store.alerts(self.symbol, self.interval, limit=self.maxlen)
                 alerts.extend(as_alerts(afr, interval=self.interval))
             except CryptolabError as exc:
                 log.warning("backfill from the store failed: %s", exc)
@@ -698,6 +703,9 @@ class CandleChart:
         if self.feed is not None:
             try:
                 candles.extend(self.feed.recent(self.symbol, self.interval, self.maxlen))
+                newest = self.feed.latest(self.symbol, self.interval)  # the open candle
+                if newest is not None:
+                    candles.append(newest)
                 alerts.extend(self.feed.recent_alerts(self.maxlen))
             except CryptolabError as exc:
                 log.warning("backfill from the cache failed: %s", exc)
@@ -767,6 +775,11 @@ class CandleChart:
                 self._sub.close()
             self._sub = None
         self.feed = None
+        if self._owned_store is not None:
+            with contextlib.suppress(Exception):
+                self._owned_store.close()
+            self._owned_store = None
+        self.store = None
 
     # ------------------------------------------------------------------ display
     def widget(self, *, controls: bool = True) -> Any:
@@ -812,7 +825,7 @@ def _open_store(settings: Settings) -> HistorySource | None:
     from cryptolab.store import Store
 
     try:
-        return Store(settings.resolved_store_url())  # type: ignore[return-value]
+        return Store.from_settings(settings)
     except CryptolabError as exc:
         log.warning("no store for backfill: %s", exc)
         return None
