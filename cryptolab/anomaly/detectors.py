@@ -1,0 +1,802 @@
+"""Anomaly detectors for closed candles: the intra-candle rule and River models.
+
+Every detector follows one protocol (:class:`Detector`), River's one-sample
+verbs applied *prequentially*: for each candle, ``score_one`` first, then
+``flag(score)``, then ``learn_one``. Scoring never changes the detector, so a
+sample's score cannot depend on having learnt it.
+
+Detectors are deterministic given their ``seed`` and the sequence of features
+they learn: :class:`~cryptolab.anomaly.AnomalyScorer` gives every
+(symbol, interval) stream its own clone seeded from a stable hash
+(:func:`stream_seed`), which is what makes alerts after a restart equal those
+of an uninterrupted run.
+
+=============== ==================================================================
+``rule``        ``|close - open| / open`` >= 5% (LOW), 7% (MEDIUM), 10% (HIGH)
+``zscore``      robust z-score (rolling median and inter-decile range, :mod:`river.stats`) of the
+                candle's return, body and range; River ``QuantileFilter`` threshold
+``hst``         River ``HalfSpaceTrees`` on min-max scaled features fitted on a
+                warm-up, River ``QuantileFilter`` threshold
+``ensemble``    ``zscore`` and ``hst`` must agree (both flag the candle)
+=============== ==================================================================
+
+The River detectors reset themselves after a regime change detected by
+``river.drift.ADWIN`` on the candle's log range: the model is rebuilt from the
+samples since the change (never fewer than its warm-up), so it adapts at once
+instead of alerting on a whole new volatility regime.
+
+Examples
+--------
+>>> det = RuleDetector()
+>>> det.score_one({"body": -0.08}), det.flag(0.08), det.flag(0.01)
+(0.08, 'MEDIUM', None)
+>>> sorted(DETECTORS)
+['ensemble', 'hst', 'rule', 'zscore']
+>>> [d.name for d in default_detectors(seed=0)]
+['rule', 'zscore', 'hst', 'ensemble']
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import pickle
+import zlib
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Final, Literal, Protocol, Self, runtime_checkable
+
+from river import anomaly, base, drift, stats
+
+from cryptolab.errors import ValidationError
+
+__all__ = [
+    "DETECTORS",
+    "SEVERITIES",
+    "BaseDetector",
+    "Detector",
+    "EnsembleDetector",
+    "HalfSpaceTreesDetector",
+    "RobustZScoreDetector",
+    "RuleDetector",
+    "Severity",
+    "default_detectors",
+    "make_detectors",
+    "stream_seed",
+]
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["LOW", "MEDIUM", "HIGH"]
+#: Severities from least to most severe.
+SEVERITIES: Final[tuple[Severity, ...]] = ("LOW", "MEDIUM", "HIGH")
+
+
+def stream_seed(seed: int, symbol: str, interval: str, detector: str) -> int:
+    """A stable 32-bit seed for one detector on one (symbol, interval) stream.
+
+    Uses CRC-32 (never Python's salted ``hash()``), so it is the same in every
+    process and on every machine.
+
+    Examples
+    --------
+    >>> stream_seed(0, "BTC-USD", "1m", "hst")
+    892702522
+    >>> stream_seed(0, "BTC-USD", "1m", "hst") == stream_seed(1, "BTC-USD", "1m", "hst")
+    False
+    """
+    return zlib.crc32(f"{seed}|{symbol}|{interval}|{detector}".encode())
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What every anomaly detector offers (River's verbs, plus a severity).
+
+    ``score_one`` must not change the detector; ``learn_one`` folds a sample
+    in; ``flag`` turns a score into a severity (or ``None``) using the
+    detector's current threshold. ``clone`` returns a fresh, unfitted copy
+    with the same parameters (optionally another seed); ``snapshot`` returns
+    the full state as bytes.
+    """
+
+    name: str
+    seed: int
+
+    def score_one(self, x: Mapping[str, float]) -> float:
+        """Anomaly score of ``x`` (higher is more anomalous); no side effect."""
+        ...
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        """Learn ``x``."""
+        ...
+
+    def flag(self, score: float) -> Severity | None:
+        """Severity of ``score`` under the current threshold, or ``None``."""
+        ...
+
+    def clone(self, *, seed: int | None = None) -> Detector:
+        """A fresh, unfitted detector with the same parameters."""
+        ...
+
+    def snapshot(self) -> bytes:
+        """The detector's full state (restore with :meth:`BaseDetector.restore`)."""
+        ...
+
+
+class BaseDetector:
+    """Shared plumbing: parameters, ``clone``, ``snapshot``/``restore``, ``repr``.
+
+    Subclasses list their constructor parameters in ``_params`` and implement
+    ``score_one``, ``learn_one`` and ``flag``.
+    """
+
+    name: str
+    seed: int
+    _params: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, name: str = "detector", seed: int = 0) -> None:
+        self.name = name
+        self.seed = seed
+
+    def score_one(self, x: Mapping[str, float]) -> float:  # pragma: no cover - abstract
+        """Anomaly score of ``x`` (higher is more anomalous); no side effect."""
+        raise NotImplementedError
+
+    def learn_one(self, x: Mapping[str, float]) -> None:  # pragma: no cover - abstract
+        """Learn ``x``."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """The constructor parameters (without ``seed``)."""
+        return {p: copy.deepcopy(getattr(self, p)) for p in self._params}
+
+    def clone(self, *, seed: int | None = None) -> Self:
+        """A fresh, unfitted detector with the same parameters and ``seed`` (default: same)."""
+        return type(self)(**self.params(), seed=self.seed if seed is None else seed)
+
+    def flag(self, score: float) -> Severity | None:  # pragma: no cover - abstract
+        """Severity of ``score`` under the current threshold, or ``None``."""
+        raise NotImplementedError
+
+    def level(self, score: float) -> float:
+        """``score`` on a common scale: 1, 2, 3 for LOW, MEDIUM, HIGH; below 1 when not flagged.
+
+        Below 1 it is the fraction of the current threshold that ``score``
+        reaches (capped just under 1), so detectors with different score
+        scales can be combined (see :class:`EnsembleDetector`).
+        """
+        sev = self.flag(score)
+        if sev is not None:
+            return float(SEVERITIES.index(sev) + 1)
+        thr = self._threshold_now()
+        return 0.0 if not thr > 0 or not score > 0 else min(score / thr, 0.999)
+
+    def _threshold_now(self) -> float:
+        return math.inf
+
+    def snapshot(self) -> bytes:
+        """The full state as bytes (pickle: restore only snapshots you made yourself)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, blob: bytes) -> Self:
+        """Rebuild a detector from :meth:`snapshot` (trusted bytes only: this unpickles)."""
+        obj = pickle.loads(blob)  # documented: restore only your own snapshots
+        if not isinstance(obj, cls):
+            raise ValidationError("snapshot", f"is a {type(obj).__name__}, not a {cls.__name__}")
+        return obj
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args}, seed={self.seed})"
+
+
+def _check_levels(low: float, medium: float, high: float) -> None:
+    if not (math.isfinite(low) and 0 < low <= medium <= high and math.isfinite(high)):
+        raise ValidationError("levels", f"need 0 < low <= medium <= high, got {low}, {medium}, {high}")
+
+
+def _severity(score: float, low: float, medium: float, high: float) -> Severity | None:
+    if not score >= low:  # also False for NaN
+        return None
+    if score >= high:
+        return "HIGH"
+    if score >= medium:
+        return "MEDIUM"
+    return "LOW"
+
+
+class RuleDetector(BaseDetector):
+    """The classic intra-candle rule: ``|close - open| / open`` above a level.
+
+    No learning: the score is the absolute body of the candle, and the
+    severity is LOW at 5%, MEDIUM at 7% and HIGH at 10% (each level included).
+
+    Parameters
+    ----------
+    low, medium, high
+        Severity levels of the absolute body.
+    name
+        Detector name (the ``detector`` column of alerts).
+    seed
+        Unused (the rule is deterministic); kept for the common interface.
+
+    Examples
+    --------
+    >>> rule = RuleDetector()
+    >>> [rule.flag(rule.score_one({"body": b})) for b in (0.049, 0.05, -0.07, 0.12)]
+    [None, 'LOW', 'MEDIUM', 'HIGH']
+    """
+
+    _params = ("low", "medium", "high", "name")
+
+    def __init__(
+        self,
+        *,
+        low: float = 0.05,
+        medium: float = 0.07,
+        high: float = 0.10,
+        name: str = "rule",
+        seed: int = 0,
+    ) -> None:
+        _check_levels(low, medium, high)
+        self.low, self.medium, self.high = float(low), float(medium), float(high)
+        self.name = name
+        self.seed = seed
+
+    def score_one(self, x: Mapping[str, float]) -> float:
+        """``|body|``, the candle's relative open-to-close move."""
+        return abs(float(x["body"]))
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        """Nothing to learn."""
+
+    def flag(self, score: float) -> Severity | None:
+        """LOW / MEDIUM / HIGH at the fixed levels."""
+        return _severity(score, self.low, self.medium, self.high)
+
+    def _threshold_now(self) -> float:
+        return self.low
+
+
+class _WarmQuantileFilter(anomaly.QuantileFilter):  # type: ignore[misc]
+    """River's QuantileFilter that ignores the scores of a detector still warming up.
+
+    A detector that is not ready returns 0; feeding those zeros to the score
+    quantile would pin the threshold at 0 and, with
+    ``protect_anomaly_detector``, stop the detector from ever learning again.
+    """
+
+    def learn_one(self, x: Any, **kwargs: Any) -> None:
+        det: Any = self.anomaly_detector
+        if not det.ready:
+            det.learn_one(x, **kwargs)
+            return
+        super().learn_one(x, **kwargs)  # type: ignore[no-untyped-call]
+
+
+class _RiverDetector(BaseDetector):
+    """A River anomaly model behind a QuantileFilter threshold, reset on ADWIN drift.
+
+    Subclasses provide ``_make_model(seed)`` (a River ``AnomalyDetector`` with
+    a ``ready`` attribute) and the default parameters.
+    """
+
+    features: tuple[str, ...]
+    q: float
+    threshold: float
+    medium: float
+    high: float
+    warmup: int
+    drift_delta: float | None
+    _filter: _WarmQuantileFilter
+
+    def _init_common(
+        self,
+        *,
+        features: Sequence[str],
+        q: float,
+        threshold: float,
+        medium: float,
+        high: float,
+        warmup: int,
+        drift_delta: float | None,
+        memory: int,
+        name: str,
+        seed: int,
+    ) -> None:
+        if not features:
+            raise ValidationError("features", "need at least one feature")
+        if not 0 < q < 1:
+            raise ValidationError("q", f"must be in (0, 1), got {q}")
+        _check_levels(threshold, medium, high)
+        if warmup < 2:
+            raise ValidationError("warmup", f"must be >= 2, got {warmup}")
+        if drift_delta is not None and not 0 < drift_delta < 1:
+            raise ValidationError("drift_delta", f"must be in (0, 1) or None, got {drift_delta}")
+        self.features = tuple(features)
+        self.q = float(q)
+        self.threshold, self.medium, self.high = float(threshold), float(medium), float(high)
+        self.warmup = int(warmup)
+        self.drift_delta = drift_delta
+        self.memory = max(int(memory), self.warmup)
+        self.name = name
+        self.seed = seed
+        self.resets = 0
+        self.n_learned = 0
+        self._recent: deque[dict[str, float]] = deque(maxlen=self.memory)
+        self._adwin: Any = (
+            drift.ADWIN(delta=drift_delta)  # type: ignore[no-untyped-call]
+            if drift_delta is not None
+            else None
+        )
+        self._filter = _WarmQuantileFilter(self._make_model(seed), q=self.q, protect_anomaly_detector=True)
+
+    def _make_model(self, seed: int) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _drift_signal(self, x: Mapping[str, float]) -> float:
+        return math.log(max(float(x.get("range", 0.0)), 1e-9))
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model is past its warm-up (scores are 0 before)."""
+        det: Any = self._filter.anomaly_detector
+        return bool(det.ready)
+
+    @property
+    def current_threshold(self) -> float:
+        """The score an alert needs now: the larger of ``threshold`` and the score quantile."""
+        qv = self._filter.quantile.get() if self.ready else None
+        return self.threshold if qv is None else max(self.threshold, float(qv))
+
+    def _threshold_now(self) -> float:
+        return self.current_threshold if self.ready else math.inf
+
+    def _x(self, x: Mapping[str, float]) -> dict[str, float]:
+        return {f: float(x[f]) for f in self.features}
+
+    def score_one(self, x: Mapping[str, float]) -> float:
+        """The model's score of ``x`` (0 while warming up); no side effect."""
+        return float(self._filter.score_one(self._x(x)))
+
+    def flag(self, score: float) -> Severity | None:
+        """An alert needs the score above both the QuantileFilter's quantile and ``threshold``.
+
+        The quantile (level ``q``) caps the alert rate at about ``1 - q`` of
+        the candles; ``threshold`` keeps a quiet stream from alerting on its
+        own noise. Severity is LOW above that, MEDIUM from ``medium``, HIGH
+        from ``high``.
+        """
+        if not self.ready or not self._filter.classify(score):  # type: ignore[no-untyped-call]
+            return None
+        return _severity(score, self.threshold, max(self.threshold, self.medium), max(self.threshold, self.high))
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        """Learn ``x`` (anomalous samples are not learnt by the model); reset on drift."""
+        xs = self._x(x)
+        self._filter.learn_one(xs)
+        self._recent.append(xs)
+        self.n_learned += 1
+        if self._adwin is None:
+            return
+        self._adwin.update(self._drift_signal(x))
+        if self._adwin.drift_detected and self.ready:
+            keep = max(self.warmup, min(int(self._adwin.width), len(self._recent)))
+            self._reset(list(self._recent)[-keep:])
+
+    def _reset(self, samples: Iterable[dict[str, float]]) -> None:
+        """Rebuild the model (same threshold state) from ``samples``."""
+        self.resets += 1
+        model = self._make_model(self.seed + self.resets)
+        for s in samples:
+            model.learn_one(s)
+        self._filter.anomaly_detector = model
+        log.debug("%s: drift detected after %d samples, model reset (%d)", self.name, self.n_learned, self.resets)
+
+
+#: Width of the 10%-90% range of a normal distribution, in standard deviations.
+_IDR_SIGMAS: Final = 2.5631
+
+
+class _RobustZModel(base.AnomalyDetector):  # type: ignore[misc]
+    """Max over features of ``|x - rolling median| / (rolling inter-decile range / 2.563)``."""
+
+    def __init__(self, features: tuple[str, ...], window: int, warmup: int, floors: dict[str, float]) -> None:
+        self.features = features
+        self.window = window
+        self.warmup = warmup
+        self.floors = floors
+        self.n = 0
+        self._median = {f: stats.RollingQuantile(0.5, window) for f in features}
+        self._spread = {f: stats.RollingIQR(window, 0.1, 0.9) for f in features}
+
+    @property
+    def ready(self) -> bool:
+        return self.n >= self.warmup
+
+    def learn_one(self, x: dict[Any, Any]) -> None:
+        for f in self.features:
+            v = x[f]
+            self._median[f].update(v)
+            self._spread[f].update(v)
+        self.n += 1
+
+    def z(self, x: Mapping[str, float]) -> dict[str, float]:
+        out = {}
+        for f in self.features:
+            med = self._median[f].get()
+            spread = self._spread[f].get()
+            if med is None or spread is None:
+                out[f] = 0.0
+                continue
+            scale = max(spread / _IDR_SIGMAS, self.floors.get(f, 1e-4))
+            out[f] = (x[f] - med) / scale
+        return out
+
+    def score_one(self, x: dict[Any, Any]) -> float:
+        if not self.ready:
+            return 0.0
+        return max(abs(v) for v in self.z(x).values())
+
+
+class RobustZScoreDetector(_RiverDetector):
+    """Robust z-score of the candle's move, with rolling statistics from ``river.stats``.
+
+    For each feature in ``features`` the score uses the median and the
+    10%-90% range of the last ``window`` learnt candles
+    (``river.stats.RollingQuantile``, ``river.stats.RollingIQR`` at 10% and 90%):
+    ``z = |x - median| / max((q90 - q10) / 2.563, floor)``; the detector's score is
+    the largest ``z``. Candles flagged as anomalous are not learnt, so a
+    crash does not widen the scale that judges the next candles.
+
+    Parameters
+    ----------
+    features
+        Feature names (see :data:`~cryptolab.anomaly.features.FEATURE_NAMES`).
+    window
+        Rolling window of the median and the 10%-90% range, in candles.
+    warmup
+        Candles learnt before the first non-zero score.
+    q
+        Level of River's ``QuantileFilter`` over the scores: the alert rate
+        stays below about ``1 - q``.
+    threshold, medium, high
+        Minimum z for LOW, MEDIUM and HIGH alerts.
+    floor
+        Smallest scale (a relative move), so a flat market does not alert on
+        a one-tick move.
+    drift_delta
+        ADWIN's ``delta`` for the reset on regime change, or ``None`` for no reset.
+    name, seed
+        Detector name; seed (the model itself draws no random numbers).
+
+    Examples
+    --------
+    >>> import random
+    >>> rng = random.Random(1)
+    >>> det = RobustZScoreDetector(warmup=20)
+    >>> for _ in range(200):
+    ...     m = rng.gauss(0, 0.001)
+    ...     det.learn_one({"ret": m, "body": m, "range": abs(m) + 0.001})
+    >>> calm = det.score_one({"ret": 0.0005, "body": 0.0005, "range": 0.0015})
+    >>> crash = det.score_one({"ret": -0.04, "body": -0.04, "range": 0.041})
+    >>> det.flag(calm), det.flag(crash)
+    (None, 'HIGH')
+    """
+
+    _params = (
+        "features", "window", "warmup", "q", "threshold", "medium", "high",
+        "floor", "drift_delta", "name",
+    )
+
+    def __init__(
+        self,
+        *,
+        features: Sequence[str] = ("ret", "body", "range"),
+        window: int = 240,
+        warmup: int = 10,
+        q: float = 0.98,
+        threshold: float = 12.0,
+        medium: float = 20.0,
+        high: float = 35.0,
+        floor: float = 1e-4,
+        drift_delta: float | None = 0.002,
+        name: str = "zscore",
+        seed: int = 0,
+    ) -> None:
+        if window < 4:
+            raise ValidationError("window", f"must be >= 4, got {window}")
+        if not floor > 0:
+            raise ValidationError("floor", f"must be > 0, got {floor}")
+        self.window = int(window)
+        self.floor = float(floor)
+        self._init_common(
+            features=features, q=q, threshold=threshold, medium=medium, high=high,
+            warmup=warmup, drift_delta=drift_delta, memory=window, name=name, seed=seed,
+        )
+
+    def _make_model(self, seed: int) -> _RobustZModel:
+        return _RobustZModel(
+            self.features, self.window, self.warmup, dict.fromkeys(self.features, self.floor)
+        )
+
+    def zscores(self, x: Mapping[str, float]) -> dict[str, float]:
+        """The signed z of each feature (what drove the score)."""
+        model: Any = self._filter.anomaly_detector
+        return dict(model.z(self._x(x)))
+
+
+class _ScaledHST(base.AnomalyDetector):  # type: ignore[misc]
+    """HalfSpaceTrees on features min-max scaled by limits fitted on a warm-up, clipped to [0, 1]."""
+
+    def __init__(
+        self,
+        features: tuple[str, ...],
+        warmup: int,
+        headroom: float,
+        n_trees: int,
+        height: int,
+        window_size: int,
+        seed: int,
+    ) -> None:
+        self.features = features
+        self.warmup = warmup
+        self.headroom = headroom
+        self.seed = seed
+        self.hst = anomaly.HalfSpaceTrees(
+            n_trees=n_trees, height=height, window_size=window_size, seed=seed
+        )
+        self.lo: dict[str, float] = {}
+        self.span: dict[str, float] = {}
+        self._buffer: list[dict[str, float]] = []
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.span) and not self.hst._first_window
+
+    def _scale(self, x: Mapping[str, float]) -> dict[str, float]:
+        out = {}
+        for f in self.features:
+            v = (x[f] - self.lo[f]) / self.span[f]
+            out[f] = 0.0 if v < 0.0 else 1.0 if v > 1.0 else v
+        return out
+
+    def _fit(self) -> None:
+        for f in self.features:
+            values = sorted(abs(s[f]) for s in self._buffer)
+            # Magnitudes: 0 maps to 0 and ``headroom`` times the warm-up's 90th
+            # percentile to 1, so typical candles fill the bottom of [0, 1] and
+            # the rest is room for what the warm-up never saw.
+            q90 = values[min(len(values) - 1, int(0.9 * len(values)))]
+            self.lo[f] = 0.0
+            self.span[f] = max(q90, 1e-9) * self.headroom
+        for s in self._buffer:
+            self.hst.learn_one(self._scale(s))  # type: ignore[no-untyped-call]
+        self._buffer = []
+
+    def learn_one(self, x: dict[Any, Any]) -> None:
+        if not self.span:
+            self._buffer.append(dict(x))
+            if len(self._buffer) >= self.warmup:
+                self._fit()
+            return
+        self.hst.learn_one(self._scale(x))  # type: ignore[no-untyped-call]
+
+    def score_one(self, x: dict[Any, Any]) -> float:
+        if not self.ready:
+            return 0.0
+        return float(self.hst.score_one(self._scale(x)))  # type: ignore[no-untyped-call]
+
+
+class HalfSpaceTreesDetector(_RiverDetector):
+    """River's ``HalfSpaceTrees`` on candle features scaled by a warm-up.
+
+    HalfSpaceTrees needs features in ``[0, 1]``: the detector buffers the
+    first ``warmup`` candles, fits a min-max scaling on them that leaves
+    ``headroom`` times their range free above, then clips. Magnitudes
+    (absolute return and body, range, wicks) are used, since a crash and a
+    spike are equally anomalous. Threshold as for every River detector:
+    River's ``QuantileFilter`` (level ``q``) and a minimum ``threshold``.
+
+    Parameters
+    ----------
+    features
+        Feature names; ``ret``, ``body`` and ``vwap_dev`` are taken in absolute value.
+    warmup
+        Candles used to fit the scaling (at least ``window_size``).
+    headroom
+        Free room above the warm-up range, as a multiple of it.
+    n_trees, height, window_size
+        As in ``river.anomaly.HalfSpaceTrees``.
+    q, threshold, medium, high, drift_delta, name, seed
+        As in :class:`RobustZScoreDetector` (scores are in ``[0, 1]``).
+
+    Examples
+    --------
+    >>> import random
+    >>> rng = random.Random(2)
+    >>> det = HalfSpaceTreesDetector(warmup=60, window_size=60, seed=3)
+    >>> def feats(m):
+    ...     return {"ret": m, "body": m, "range": abs(m) + 0.001, "upper_wick": 0.0005,
+    ...             "lower_wick": 0.0005}
+    >>> for _ in range(300):
+    ...     det.learn_one(feats(rng.gauss(0, 0.001)))
+    >>> det.score_one(feats(0.05)) > det.score_one(feats(0.0005))
+    True
+    """
+
+    _params = (
+        "features", "warmup", "headroom", "n_trees", "height", "window_size", "q",
+        "threshold", "medium", "high", "drift_delta", "name",
+    )
+    _ABS: ClassVar[frozenset[str]] = frozenset({"ret", "body", "vwap_dev"})
+
+    def __init__(
+        self,
+        *,
+        features: Sequence[str] = ("ret", "body", "range"),
+        warmup: int = 10,
+        headroom: float = 10.0,
+        n_trees: int = 10,
+        height: int = 4,
+        window_size: int = 10,
+        q: float = 0.98,
+        threshold: float = 0.9,
+        medium: float = 0.95,
+        high: float = 0.98,
+        drift_delta: float | None = 0.002,
+        name: str = "hst",
+        seed: int = 0,
+    ) -> None:
+        if window_size < 2 or warmup < window_size:
+            raise ValidationError("warmup", f"need warmup >= window_size >= 2, got {warmup}, {window_size}")
+        if not headroom >= 0:
+            raise ValidationError("headroom", f"must be >= 0, got {headroom}")
+        if n_trees < 1 or height < 1:
+            raise ValidationError("n_trees", f"need n_trees >= 1 and height >= 1, got {n_trees}, {height}")
+        self.headroom = float(headroom)
+        self.n_trees = int(n_trees)
+        self.height = int(height)
+        self.window_size = int(window_size)
+        self._init_common(
+            features=features, q=q, threshold=threshold, medium=medium, high=high,
+            warmup=warmup, drift_delta=drift_delta, memory=4 * warmup, name=name, seed=seed,
+        )
+
+    def _x(self, x: Mapping[str, float]) -> dict[str, float]:
+        return {f: abs(float(x[f])) if f in self._ABS else float(x[f]) for f in self.features}
+
+    def _make_model(self, seed: int) -> _ScaledHST:
+        return _ScaledHST(
+            self.features, self.warmup, self.headroom, self.n_trees, self.height,
+            self.window_size, seed,
+        )
+
+
+class EnsembleDetector(BaseDetector):
+    """Flag a candle only when every member flags it (a unanimous vote).
+
+    The members learn every candle as they would alone. Each member's score
+    is turned into a *level* (:meth:`BaseDetector.level`): 1, 2 or 3 for a
+    LOW, MEDIUM or HIGH flag, and the fraction of the member's current
+    threshold below that. The ensemble's score is the smallest member level,
+    so it flags (at the lowest member severity) exactly when all members do.
+
+    Parameters
+    ----------
+    members
+        Detectors (default: a :class:`RobustZScoreDetector` and a
+        :class:`HalfSpaceTreesDetector` with their default parameters).
+    name, seed
+        Detector name; seed (each member gets a seed derived from it and its name).
+
+    Examples
+    --------
+    >>> ens = EnsembleDetector()
+    >>> [m.name for m in ens.members]
+    ['zscore', 'hst']
+    >>> ens.flag(0.97), ens.flag(1.0), ens.flag(3.0)
+    (None, 'LOW', 'HIGH')
+    """
+
+    _params = ("members", "name")
+
+    def __init__(
+        self,
+        *,
+        members: Sequence[BaseDetector] | None = None,
+        name: str = "ensemble",
+        seed: int = 0,
+    ) -> None:
+        self.name = name
+        self.seed = seed
+        if members is None:
+            members = (RobustZScoreDetector(), HalfSpaceTreesDetector())
+        if not members:
+            raise ValidationError("members", "need at least one member detector")
+        names = [m.name for m in members]
+        if len(set(names)) != len(names):
+            raise ValidationError("members", f"member names must be unique, got {names}")
+        self.members: list[BaseDetector] = [
+            m.clone(seed=zlib.crc32(f"{seed}|{m.name}".encode())) for m in members
+        ]
+
+    def score_one(self, x: Mapping[str, float]) -> float:
+        """The smallest member level (>= 1 when every member flags ``x``)."""
+        return min(m.level(m.score_one(x)) for m in self.members)
+
+    def flag(self, score: float) -> Severity | None:
+        """LOW, MEDIUM or HIGH when the smallest member level is 1, 2 or 3."""
+        if not score >= 1.0:
+            return None
+        return SEVERITIES[min(int(score), 3) - 1]
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        """Every member learns ``x``."""
+        for m in self.members:
+            m.learn_one(x)
+
+
+#: Detector classes by name.
+DETECTORS: Final[dict[str, type[BaseDetector]]] = {
+    "rule": RuleDetector,
+    "zscore": RobustZScoreDetector,
+    "hst": HalfSpaceTreesDetector,
+    "ensemble": EnsembleDetector,
+}
+
+
+def default_detectors(*, seed: int = 0) -> list[BaseDetector]:
+    """The detectors the pipeline runs: ``rule``, ``zscore``, ``hst`` and ``ensemble``.
+
+    Examples
+    --------
+    >>> [type(d).__name__ for d in default_detectors(seed=1)]
+    ['RuleDetector', 'RobustZScoreDetector', 'HalfSpaceTreesDetector', 'EnsembleDetector']
+    """
+    return [cls(seed=seed) for cls in DETECTORS.values()]
+
+
+def make_detectors(
+    detectors: None | str | BaseDetector | Iterable[str | BaseDetector], *, seed: int = 0
+) -> list[BaseDetector]:
+    """Detectors from names (``"rule,zscore"`` or a list), objects, or ``None`` for the defaults.
+
+    Examples
+    --------
+    >>> [d.name for d in make_detectors("rule, hst")]
+    ['rule', 'hst']
+    >>> make_detectors(["rule", "lstm"])
+    Traceback (most recent call last):
+    ...
+    cryptolab.errors.ValidationError: invalid 'detectors': unknown detector 'lstm' (known: ensemble, hst, rule, zscore)
+    """
+    if detectors is None:
+        return default_detectors(seed=seed)
+    if isinstance(detectors, str):
+        items: list[str | BaseDetector] = [d.strip() for d in detectors.split(",") if d.strip()]
+    elif isinstance(detectors, BaseDetector):
+        items = [detectors]
+    else:
+        items = list(detectors)
+    out: list[BaseDetector] = []
+    for item in items:
+        if isinstance(item, str):
+            cls = DETECTORS.get(item)
+            if cls is None:
+                known = ", ".join(sorted(DETECTORS))
+                raise ValidationError("detectors", f"unknown detector {item!r} (known: {known})")
+            out.append(cls(seed=seed))
+        elif isinstance(item, BaseDetector):
+            out.append(item)
+        else:
+            raise ValidationError("detectors", f"not a detector: {item!r}")
+    if not out:
+        raise ValidationError("detectors", "need at least one detector")
+    names = [d.name for d in out]
+    if len(set(names)) != len(names):
+        raise ValidationError("detectors", f"detector names must be unique, got {names}")
+    return out
+
