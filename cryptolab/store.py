@@ -736,6 +736,8 @@ class Store:
             When the database cannot be reached, or its schema is newer than
             this version of cryptolab understands.
         """
+        if self.dialect == "sqlite" and self._url.database not in (None, "", ":memory:"):
+            Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
         with self._errors("schema init"), self._write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_ID})
@@ -1422,7 +1424,8 @@ class Store:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         n = 0
-        with self._errors(what), self._read() as conn:
+        # A transaction on the primary engine: PostgreSQL streams through a server-side cursor.
+        with self._errors(what), self._serial(), self._engine.connect() as conn:
             result = conn.execution_options(yield_per=5000).execute(stmt)
             for part in result.partitions():
                 writer.writerows(fmt(r) for r in part)

@@ -1,0 +1,92 @@
+"""``cryptolab db init|info``: create the store's schema, or describe what it holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from cryptolab.cli._common import settings_from_args
+
+__all__ = ["register", "run"]
+
+
+def _store_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", dest="store_url", metavar="URL",
+                   help="SQLAlchemy URL (env CRYPTOLAB_STORE_URL; default: embedded SQLite in the data dir)")
+
+
+def register(sub: Any) -> None:
+    """Add the ``db`` subcommand (``init`` and ``info``)."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "db",
+        help="create the store's tables (init) or show what the store holds (info)",
+        description=(
+            "init: create or upgrade the schema (idempotent; on PostgreSQL, candles becomes a "
+            "TimescaleDB hypertable when the extension is available). info: backend, schema "
+            "version, row counts, candle series and consumer progress."
+        ),
+    )
+    actions = p.add_subparsers(dest="db_action", required=True, metavar="ACTION")
+    p_init = actions.add_parser("init", help="create or upgrade the schema (safe to run again)")
+    _store_flag(p_init)
+    p_info = actions.add_parser("info", help="backend, schema version, row counts, series, progress")
+    _store_flag(p_info)
+    p_info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=run)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    u = sa.make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``db init`` or ``db info``; return the exit code."""
+    from cryptolab.store import Store
+
+    settings = settings_from_args(args)
+    if args.db_action == "init":
+        with Store.from_settings(settings) as store:
+            store.init()
+            print(f"initialised {store.url}: schema v{store.schema_version()}, "
+                  f"dialect {store.dialect}, TimescaleDB hypertable: {'yes' if store.timescale else 'no'}")
+        return 0
+    url = settings.resolved_store_url()
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        print(f"cryptolab db info: no database at {path} (run `cryptolab db init`)", file=sys.stderr)
+        return 1
+    with Store(url) as store:
+        info = store.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0 if info["schema_version"] is not None else 1
+    _print_info(info)
+    return 0 if info["schema_version"] is not None else 1
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    print(f"store       {info['url']}")
+    print(f"dialect     {info['dialect']} (TimescaleDB hypertable: {'yes' if info['timescale'] else 'no'})")
+    if info["schema_version"] is None:
+        print("schema      not initialised (run `cryptolab db init`)")
+        return
+    print(f"schema      v{info['schema_version']}")
+    print(f"rows        candles {info['candles']:,}  alerts {info['alerts']:,}  "
+          f"late ticks {info['late_ticks']:,}")
+    print(f"series      {len(info['series'])}")
+    for s in info["series"]:
+        print(f"  {s['symbol']:<16} {s['interval']:<5} {s['candles']:>10,} candles  "
+              f"{s['first']} .. {s['last']}")
+    print(f"progress    {len(info['progress'])} partition(s)")
+    for p in info["progress"]:
+        print(f"  group {p['group']} topic {p['topic']} partition {p['partition']}: "
+              f"next offset {p['offset']:,}, watermark {p['watermark'] or '-'}, "
+              f"updated {p['updated_at']}")
