@@ -132,7 +132,7 @@ ENV_VARS: Final[dict[str, _Var]] = {
     "CRYPTOLAB_DATA_DIR": _Var(
         "data_dir", "Where embedded databases, reports and outputs go", ".cryptolab"
     ),
-    "CRYPTOLAB_LOG_LEVEL": _Var("log_level", "Logging level", "INFO"),
+    "CRYPTOLAB_LOG_LEVEL": _Var("log_level", "Logging level of the CLI (--log-level overrides)", "WARNING"),
 }
 
 _KAFKA_OPTION_PREFIX: Final = "CRYPTOLAB_KAFKA_"
@@ -169,7 +169,7 @@ class Settings:
     coingecko_api_key: str | None = None
     coingecko_plan: str = "demo"
     data_dir: Path = Path(".cryptolab")
-    log_level: str = "INFO"
+    log_level: str = "WARNING"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

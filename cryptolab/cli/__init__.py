@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cryptolab`` command; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = args.log_level or "WARNING"
+    level = args.log_level or os.environ.get("CRYPTOLAB_LOG_LEVEL") or "WARNING"
     logging.basicConfig(
         level=getattr(logging, str(level).upper(), logging.WARNING),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

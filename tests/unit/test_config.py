@@ -86,7 +86,7 @@ def test_embedded_defaults() -> None:
         60_000,
         30_000,
     )
-    assert s.gap_fill is False and s.coingecko_plan == "demo" and s.log_level == "INFO"
+    assert s.gap_fill is False and s.coingecko_plan == "demo" and s.log_level == "WARNING"
     assert Settings.from_env({}, data_dir="/tmp/x").resolved_store_url() == (
         "sqlite:////tmp/x/cryptolab.db"
     )
