@@ -1,0 +1,447 @@
+"""Run notebooks with papermill: validated parameters, failures that name the cell, HTML output.
+
+:func:`run_notebook` is the one entry point. It reads the notebook's cell
+tagged ``parameters`` (``papermill.inspect_notebook``), rejects unknown names
+and values whose type does not match the default's (``int``, ``float``,
+``str``, ``bool``, ``list``, ``dict``; a ``None`` default accepts anything)
+*before* starting a kernel, executes the notebook, and writes the executed
+``.ipynb`` and an ``.html`` rendering (nbconvert) next to each other. A cell
+that raises becomes a :class:`NotebookRunError` (a
+:class:`~cryptolab.errors.NotebookError`) naming the cell's index in the
+source notebook and its source; the outputs are written all the same, so the
+failure can be read in the HTML.
+
+:func:`render_report` runs ``notebooks/reports/market_report.ipynb`` on a store.
+
+Examples
+--------
+>>> import tempfile, pathlib, nbformat
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> nb = nbformat.v4.new_notebook()
+>>> params = nbformat.v4.new_code_cell("n = 3  # how many\\nname = 'x'")
+>>> params.metadata["tags"] = ["parameters"]
+>>> nb.cells = [params, nbformat.v4.new_code_cell("print(name * n)")]
+>>> nbformat.write(nb, d / "demo.ipynb")
+>>> inspect_parameters(d / "demo.ipynb")["n"]
+Parameter(name='n', type='int', default=3, help='how many')
+>>> validate_parameters(d / "demo.ipynb", {"n": "three"})
+Traceback (most recent call last):
+...
+cryptolab.errors.ValidationError: invalid 'n': expected int (default 3), got str 'three'
+>>> validate_parameters(d / "demo.ipynb", {"m": 1})
+Traceback (most recent call last):
+...
+cryptolab.errors.ValidationError: invalid 'm': unknown parameter; the notebook takes n, name
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from cryptolab.errors import NotebookError, ValidationError
+
+__all__ = [
+    "NOTEBOOKS_DIR",
+    "REPORT_NOTEBOOK",
+    "NotebookRun",
+    "NotebookRunError",
+    "Parameter",
+    "inspect_parameters",
+    "notebook_to_html",
+    "render_report",
+    "run_notebook",
+    "validate_parameters",
+]
+
+log = logging.getLogger(__name__)
+
+#: The project's notebooks (``<repo>/notebooks``).
+NOTEBOOKS_DIR: Final = Path(__file__).resolve().parent.parent / "notebooks"
+#: The market report run by :func:`render_report` and the daily pipeline.
+REPORT_NOTEBOOK: Final = NOTEBOOKS_DIR / "reports" / "market_report.ipynb"
+
+_TYPE_NAMES: Final = {
+    int: "int", float: "float", str: "str", bool: "bool", list: "list", tuple: "list",
+    dict: "dict", type(None): "None",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """One parameter of a notebook's ``parameters`` cell."""
+
+    name: str
+    type: str
+    default: Any
+    help: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotebookRun:
+    """A finished notebook run."""
+
+    notebook: Path
+    output: Path
+    html: Path | None
+    parameters: dict[str, Any]
+    started_ms: int
+    duration_s: float
+    kernel: str = "python3"
+    cells: int = 0
+
+
+class NotebookRunError(NotebookError):
+    """A notebook run failed; ``output``/``html`` hold what was executed, when written.
+
+    Attributes
+    ----------
+    cell
+        Index of the failing cell in the source notebook (0-based).
+    source
+        The failing cell's source.
+    ename, evalue
+        The exception raised in the kernel.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cell: int | None = None,
+        source: str | None = None,
+        ename: str | None = None,
+        evalue: str | None = None,
+        output: Path | None = None,
+        html: Path | None = None,
+        duration_s: float | None = None,
+    ) -> None:
+        super().__init__(message, cell=cell, source=source)
+        self.ename = ename
+        self.evalue = evalue
+        self.output = output
+        self.html = html
+        self.duration_s = duration_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (for run logs)."""
+        return {
+            "message": str(self), "cell": self.cell, "source": self.source,
+            "ename": self.ename, "evalue": self.evalue,
+        }
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return _Unparsed(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unparsed:
+    text: str
+
+
+def _type_of(value: Any, annotated: str) -> str:
+    """``int``, ``float``, ``str``, ``bool``, ``list``, ``dict`` (``?`` = or None), ``None`` or ``any``."""
+    ann = annotated.replace(" ", "").replace("None|", "")
+    m = re.match(r"(?:Optional\[)?(int|float|str|bool|list|dict)\b", ann)
+    if m:
+        return m.group(1) + ("?" if ("None" in ann or "Optional" in ann) else "")
+    if isinstance(value, _Unparsed):
+        return "any"
+    return _TYPE_NAMES.get(type(value), "any")
+
+
+def inspect_parameters(path: str | Path) -> dict[str, Parameter]:
+    """The parameters a notebook takes (from its cell tagged ``parameters``), in order.
+
+    Raises
+    ------
+    NotebookError
+        When the notebook cannot be read.
+    """
+    import papermill
+
+    p = Path(path)
+    if not p.is_file():
+        raise NotebookError(f"no notebook at {p}")
+    try:
+        nb = _read(p)
+        if nb.metadata.get("kernelspec", {}).get("name"):
+            raw = papermill.inspect_notebook(str(p))
+        else:  # papermill needs a kernel name to pick its translator
+            from papermill.inspection import _infer_parameters
+            from papermill.iorw import load_notebook_node
+
+            nb = load_notebook_node(str(p))
+            raw = {x.name: x._asdict() for x in _infer_parameters(nb, "python3", "python")}
+    except Exception as exc:
+        raise NotebookError(f"cannot read the parameters of {p}: {exc}") from exc
+    out: dict[str, Parameter] = {}
+    for name, info in raw.items():
+        default = _literal(str(info.get("default", "None")))
+        inferred = str(info.get("inferred_type_name") or "")
+        kind = _type_of(default, "" if inferred == "None" else inferred)
+        shown = default.text if isinstance(default, _Unparsed) else default
+        out[name] = Parameter(name=name, type=kind, default=shown, help=str(info.get("help") or ""))
+    return out
+
+
+def _accepts(kind: str, value: Any) -> bool:
+    optional = kind.endswith("?")
+    kind = kind.rstrip("?")
+    if value is None:
+        return optional or kind in ("None", "any")
+    if kind in ("None", "any"):
+        return True
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "list":
+        return isinstance(value, list | tuple)
+    if kind == "dict":
+        return isinstance(value, dict)
+    return True
+
+
+def validate_parameters(path: str | Path, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check ``parameters`` against the notebook's parameters cell; return them as a plain dict.
+
+    Raises
+    ------
+    ValidationError
+        Naming the first unknown or ill-typed parameter.
+    """
+    declared = inspect_parameters(path)
+    given = dict(parameters or {})
+    for name, value in given.items():
+        spec = declared.get(name)
+        if spec is None:
+            takes = ", ".join(declared) or "no parameters"
+            raise ValidationError(name, f"unknown parameter; the notebook takes {takes}")
+        if not _accepts(spec.type, value):
+            want = spec.type.rstrip("?") + (" or None" if spec.type.endswith("?") else "")
+            raise ValidationError(
+                name,
+                f"expected {want} (default {spec.default!r}), got {type(value).__name__} {value!r}",
+            )
+        if isinstance(value, tuple):
+            given[name] = list(value)
+    return given
+
+
+def _read(path: str | Path) -> Any:
+    import nbformat
+
+    return nbformat.read(str(path), as_version=4)  # type: ignore[no-untyped-call]
+
+
+def notebook_to_html(notebook: Any, path: str | Path) -> Path:
+    """Render an executed notebook (a ``NotebookNode`` or a path) to HTML with nbconvert."""
+    from nbconvert import HTMLExporter
+
+    nb = _read(notebook) if isinstance(notebook, str | Path) else notebook
+    body, _resources = HTMLExporter().from_notebook_node(nb)  # type: ignore[no-untyped-call]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def _injected_index(nb: Any) -> int | None:
+    for i, cell in enumerate(nb.cells):
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            return i
+    return None
+
+
+def run_notebook(
+    path: str | Path,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    output_dir: str | Path,
+    kernel: str = "python3",
+    timeout: float | None = 600.0,
+    name: str | None = None,
+    html: bool = True,
+    cwd: str | Path | None = None,
+) -> NotebookRun:
+    """Execute a notebook with papermill after validating its parameters.
+
+    Parameters
+    ----------
+    path
+        The notebook.
+    parameters
+        Values for the notebook's ``parameters`` cell (validated first).
+    output_dir
+        Where ``<name>.ipynb`` (executed) and ``<name>.html`` are written.
+    kernel
+        Jupyter kernel name.
+    timeout
+        Seconds any one cell may run (``None``: no limit).
+    name
+        Output file stem (default: the notebook's).
+    html
+        Also render HTML.
+    cwd
+        Working directory of the kernel (default: the notebook's folder, as in Jupyter).
+
+    Returns
+    -------
+    NotebookRun
+
+    Raises
+    ------
+    ValidationError
+        Unknown or ill-typed parameters (nothing was run).
+    NotebookRunError
+        A cell raised (or timed out); ``cell`` is its index in the source notebook.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    src = Path(path).resolve()
+    params = validate_parameters(src, parameters)
+    out_dir = Path(output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = name or src.stem
+    out_nb = out_dir / f"{stem}.ipynb"
+    out_html = out_dir / f"{stem}.html"
+    started_ms = int(time.time() * 1000)
+    t0 = time.perf_counter()
+    log.info("running %s with %s", src, params)
+    failure: NotebookRunError | None = None
+    try:
+        papermill.execute_notebook(
+            str(src), str(out_nb), parameters=params, kernel_name=kernel,
+            execution_timeout=timeout, progress_bar=False, cwd=str(cwd or src.parent),
+            log_output=False, report_mode=False,
+        )
+    except PapermillExecutionError as exc:
+        executed = _read(out_nb) if out_nb.exists() else None
+        cell = exc.cell_index
+        inj = _injected_index(executed) if executed is not None else None
+        if inj is not None and cell > inj:
+            cell -= 1
+        failure = NotebookRunError(
+            f"{src.name} failed: {exc.ename}: {exc.evalue}", cell=cell, source=exc.source,
+            ename=exc.ename, evalue=exc.evalue,
+        )
+    except Exception as exc:  # kernel died, timeout, missing kernel...
+        failure = NotebookRunError(f"{src.name} failed: {type(exc).__name__}: {exc}",
+                                   ename=type(exc).__name__, evalue=str(exc))
+        _mark_timeout(failure, out_nb)
+    duration = time.perf_counter() - t0
+    html_path: Path | None = None
+    if html and out_nb.exists():
+        try:
+            html_path = notebook_to_html(out_nb, out_html)
+        except Exception as exc:  # the run's own result matters more
+            log.warning("HTML export of %s failed: %s", out_nb, exc)
+    if failure is not None:
+        failure.output = out_nb if out_nb.exists() else None
+        failure.html = html_path
+        failure.duration_s = duration
+        raise failure
+    cells = len(_read(out_nb).cells)
+    return NotebookRun(notebook=src, output=out_nb, html=html_path, parameters=params,
+                       started_ms=started_ms, duration_s=duration, kernel=kernel, cells=cells)
+
+
+def _mark_timeout(err: NotebookRunError, out_nb: Path) -> None:
+    """Find the cell that was running when the run stopped (papermill marks it)."""
+    if not out_nb.exists():
+        return
+    try:
+        nb = _read(out_nb)
+    except Exception:
+        return
+    inj = _injected_index(nb)
+    for i, cell in enumerate(nb.cells):
+        status = cell.get("metadata", {}).get("papermill", {}).get("status")
+        if status == "running":
+            err.cell = i - 1 if inj is not None and i > inj else i
+            err.source = cell.get("source")
+            err.args = (f"{err.args[0]} (cell {err.cell})",)
+            return
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    iso = getattr(value, "isoformat", None)
+    if callable(iso):
+        return str(iso())
+    raise ValidationError("time", f"cannot use {value!r} as a time")
+
+
+def render_report(
+    store_url: str,
+    out_dir: str | Path,
+    *,
+    symbols: list[str] | None = None,
+    interval: str = "1m",
+    start: Any = None,
+    end: Any = None,
+    timeout: float | None = 600.0,
+    name: str = "market_report",
+) -> Path:
+    """Render the market report of a store to HTML; return the HTML path.
+
+    Executes ``notebooks/reports/market_report.ipynb`` with papermill and
+    writes ``<out_dir>/market_report.ipynb`` and ``<out_dir>/market_report.html``.
+
+    Parameters
+    ----------
+    store_url
+        SQLAlchemy URL of the store to report on.
+    out_dir
+        Output folder.
+    symbols
+        Symbols to report (default: every symbol of ``interval`` in the store).
+    interval
+        Candle interval.
+    start, end
+        Window of the report (epoch ms, ISO string or datetime); default: the
+        newest 6 hours of the store.
+
+    Raises
+    ------
+    NotebookRunError
+        When the report fails (e.g. no candles in the window).
+    """
+    from cryptolab.models import parse_interval, validate_symbol
+
+    parse_interval(interval)
+    for s in symbols or []:
+        validate_symbol(s)
+    params: dict[str, Any] = {
+        "store_url": store_url, "symbols": list(symbols) if symbols else None,
+        "interval": interval, "start": _iso(start), "end": _iso(end), "sample": False,
+    }
+    run = run_notebook(REPORT_NOTEBOOK, params, output_dir=out_dir, timeout=timeout, name=name)
+    if run.html is None:  # pragma: no cover - HTML export failed and was logged
+        raise NotebookError(f"the report ran but its HTML could not be written ({run.output})")
+    return run.html
