@@ -2,9 +2,13 @@
 # Real Kafka, PostgreSQL and Redis for cryptolab's integration tests and local runs.
 #
 # Usage: scripts/services.sh up|down|status|env
+#        scripts/services.sh start|stop kafka|postgres|redis
 #
 #   up      start the services (idempotent) and wait until each one answers
 #   down    stop the services this script started (idempotent); data is kept
+#   start NAME / stop NAME
+#           start or stop one service this script manages (fault tests stop and restart
+#           them mid-stream); `stop` fails when the service still answers afterwards
 #   status  print each service as up/down with its address; exit 1 if any is down
 #   env     print `export CRYPTOLAB_...=` lines: eval "$(scripts/services.sh env)"
 #
@@ -617,6 +621,33 @@ cmd_env() {
   done
 }
 
+cmd_one() { # cmd_one start|stop SERVICE: start or stop one managed service
+  local action="$1" s="${2:-}"
+  case "$s" in
+    kafka | postgres | redis) ;;
+    *) die "usage: services.sh $action kafka|postgres|redis" ;;
+  esac
+  if is_external "$s"; then
+    die "$s: external ($(env_var "$s") is set): this script does not $action it"
+  fi
+  mkdir -p "$STATE/kafka" "$STATE/redis"
+  if [[ "$(backend)" == docker ]]; then
+    if [[ "$action" == start ]]; then docker_up "$s"; else docker_down "$s"; fi
+  else
+    case "$action:$s" in
+      start:kafka) kafka_up_local ;;
+      start:postgres) pg_up_local ;;
+      start:redis) redis_up_local ;;
+      stop:kafka) kafka_down_local ;;
+      stop:postgres) pg_down_local ;;
+      stop:redis) redis_down_local ;;
+    esac
+  fi
+  if [[ "$action" == stop ]] && probe "$s" "$(local_url "$s")"; then
+    die "$s: still answering at $(local_url "$s"): it was not started by this script"
+  fi
+}
+
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
 }
@@ -627,6 +658,7 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    start | stop) cmd_one "$@" ;;
     -h | --help | help) usage ;;
     *)
       usage >&2
