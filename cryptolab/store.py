@@ -1125,8 +1125,12 @@ class Store:
 
     def _fetch_raw(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
         """Run a compiled SELECT on a raw DBAPI cursor; return all rows."""
+        dbapi_error = self._read_engine.dialect.loaded_dbapi.Error
         with self._errors("history"), self._serial():
-            raw = self._read_engine.raw_connection()
+            try:
+                raw = self._read_engine.raw_connection()
+            except dbapi_error as exc:
+                raise _as_sqlalchemy_error(exc, sql) from exc
             try:
                 cur = raw.cursor()
                 try:
@@ -1134,7 +1138,7 @@ class Store:
                     rows: list[Any] = list(cur.fetchall())
                 finally:
                     cur.close()
-            except Exception as exc:
+            except dbapi_error as exc:
                 if self.dialect == "postgresql" and _is_disconnect(exc):
                     raw.invalidate()
                 raise _as_sqlalchemy_error(exc, sql) from exc

@@ -1,0 +1,155 @@
+"""PostgreSQL-specific store behaviour (the shared behaviour is in tests/contract/)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from cryptolab.cli import main
+from cryptolab.errors import FencedError, StoreError
+from cryptolab.models import Candle
+from cryptolab.store import PartitionProgress, Store
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_700_000_040_000
+
+
+def candle(i: int) -> Candle:
+    ws = T0 + i * 60_000
+    return Candle(symbol="BTC-USD", interval="1m", window_start=ws, window_end=ws + 60_000,
+                  open=1.0 + i, high=2.0 + i, low=0.5, close=1.5, volume=1.0, vwap=1.2, trades=1,
+                  first_ts=ws, last_ts=ws, high_ts=ws, low_ts=ws, final=True)
+
+
+def libpq(url: str) -> str:
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def test_timescale_detection_matches_the_server(pg_url: str) -> None:
+    with psycopg.connect(libpq(pg_url)) as conn:
+        available = conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is not None
+    with Store(pg_url) as s:
+        s.init()
+        assert s.dialect == "postgresql"
+        assert s.timescale is available
+        assert Store(pg_url).timescale is available  # detected lazily by a fresh Store too
+
+
+def test_failing_timescale_setup_falls_back_to_a_plain_table(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Pretend the extension is installable: CREATE EXTENSION then fails (no control file, no
+    # privilege or not preloaded). init() must roll back only that step and carry on.
+    monkeypatch.setattr(Store, "_timescale_available", lambda self, conn: True)
+    monkeypatch.setattr(Store, "_is_hypertable", lambda self, conn: False)
+    with psycopg.connect(libpq(pg_url)) as conn:
+        if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone():
+            pytest.skip("TimescaleDB is really available here: the fallback cannot be provoked")
+    with Store(pg_url) as s:
+        s.init()
+        assert s.timescale is False
+        assert "TimescaleDB could not be enabled" in caplog.text
+        s.commit_batch(group="g", topic="t", candles=[candle(0)])
+        assert s.candles() == [candle(0)]
+        assert s.schema_version() == 1
+
+
+def test_concurrent_init_is_safe(pg_url: str) -> None:
+    stores = [Store(pg_url) for _ in range(4)]
+    start = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def init(s: Store) -> None:
+        start.wait()
+        try:
+            s.init()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=init, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with psycopg.connect(libpq(pg_url)) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+    for s in stores:
+        s.close()
+
+
+def test_lost_connection_raises_store_error_then_recovers(pg_url: str) -> None:
+    with Store(pg_url, pool_size=1) as s:
+        s.init()
+        s.commit_batch(group="g", topic="t", candles=[candle(0)], expected_offsets={0: None},
+                       progress={0: PartitionProgress(partition=0, offset=1, watermark_ms=None)})
+        assert len(s.history("BTC-USD", "1m")) == 1
+        database = sa.make_url(pg_url).database
+        with psycopg.connect(libpq(pg_url), autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+        # the pooled connections are dead: the first call of each kind fails cleanly...
+        with pytest.raises(StoreError) as info:
+            s.history("BTC-USD", "1m")
+        assert not isinstance(info.value, FencedError)
+        with pytest.raises(StoreError):
+            s.commit_batch(group="g", topic="t", candles=[candle(1)], expected_offsets={0: 1},
+                           progress={0: PartitionProgress(partition=0, offset=2, watermark_ms=None)})
+        # ...and a retry works on a fresh connection, with nothing of the failed batch written
+        assert s.history("BTC-USD", "1m").open.tolist() == [1.0]
+        s.commit_batch(group="g", topic="t", candles=[candle(1)], expected_offsets={0: 1},
+                       progress={0: PartitionProgress(partition=0, offset=2, watermark_ms=None)})
+        assert s.load_progress("g", "t")[0].offset == 2
+
+
+def test_history_statement_is_prepared_on_the_server(pg_url: str) -> None:
+    with Store(pg_url, pool_size=1) as s:
+        s.init()
+        s.commit_batch(group="g", topic="t", candles=[candle(i) for i in range(10)])
+        for _ in range(8):  # psycopg prepares a statement after 5 executions on a connection
+            s.history("BTC-USD", "1m")
+        raw = s._read_engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+                        ("%FROM candles%",))
+            assert cur.fetchone()[0] >= 1
+        finally:
+            raw.close()
+
+
+def test_candles_table_layout(pg_url: str) -> None:
+    with Store(pg_url) as s:
+        s.init()
+    with psycopg.connect(libpq(pg_url)) as conn:
+        cols = dict(conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'candles'").fetchall())
+        pk = [r[0] for r in conn.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'candles'::regclass AND i.indisprimary "
+            "ORDER BY array_position(i.indkey, a.attnum)").fetchall()]
+    assert pk == ["symbol", "interval", "window_start"]
+    for col in ("window_start", "window_end", "first_ts", "last_ts", "high_ts", "low_ts"):
+        assert cols[col] == "bigint", col
+    assert cols["open"] == "double precision" and cols["final"] == "boolean"
+
+
+def test_db_cli_against_postgres(pg_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db", "init", "--store", pg_url]) == 0
+    assert main(["db", "init", "--store", pg_url]) == 0
+    assert main(["db", "info", "--store", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert out.count("schema v1") == 2 and "dialect     postgresql" in out
+    with Store(pg_url) as s:
+        s.commit_batch(group="g", topic="t", candles=[candle(0), candle(1)])
+    target = tmp_path / "c.csv"
+    assert main(["export", "candles", "--store", pg_url, "--out", str(target)]) == 0
+    assert len(target.read_text().splitlines()) == 3
