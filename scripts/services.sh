@@ -367,21 +367,13 @@ as_postgres() { # run as the postgres OS user when we are root (initdb refuses r
   if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-pg_dir() { # the PostgreSQL state directory (must be reachable by the postgres OS user)
-  local dir="$STATE/postgres"
-  mkdir -p "$dir"
-  if [[ "$(id -u)" == 0 ]]; then
-    chown postgres: "$dir"
-    if ! runuser -u postgres -- test -w "$dir" 2>/dev/null; then
-      # The checkout lives where the postgres user cannot go (e.g. under /root).
-      local sum
-      sum="$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)"
-      dir="/var/tmp/cryptolab-services-$sum/postgres"
-      mkdir -p "$dir"
-      chown postgres: "$dir" "$(dirname "$dir")"
-    fi
+pg_dir() { # the PostgreSQL state directory: under $STATE unless the postgres OS user cannot reach it
+  if [[ "$(id -u)" == 0 && -d "$STATE" ]] && ! runuser -u postgres -- test -x "$STATE" 2>/dev/null; then
+    # The checkout lives where the postgres user cannot go (e.g. under /root).
+    echo "/var/tmp/cryptolab-services-$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)/postgres"
+  else
+    echo "$STATE/postgres"
   fi
-  echo "$dir"
 }
 
 pg_up_local() {
@@ -393,9 +385,12 @@ pg_up_local() {
     die "postgres: the 'postgres' OS user is missing (install postgresql-15)"
   fi
   local dir data logfile
+  mkdir -p "$STATE"
   dir="$(pg_dir)"
   data="$dir/data"
   logfile="$dir/postgres.log"
+  mkdir -p "$dir"
+  if [[ "$(id -u)" == 0 ]]; then chown postgres: "$dir"; fi
   if [[ "$dir" != "$STATE/postgres" ]]; then
     log "postgres: ${STATE} is not reachable by the postgres user; data in $dir"
   fi
