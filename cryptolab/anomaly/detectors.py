@@ -302,7 +302,6 @@ class _RiverDetector(BaseDetector):
         high: float,
         warmup: int,
         drift_delta: float | None,
-        memory: int,
         name: str,
         seed: int,
     ) -> None:
@@ -320,14 +319,13 @@ class _RiverDetector(BaseDetector):
         self.threshold, self.medium, self.high = float(threshold), float(medium), float(high)
         self.warmup = int(warmup)
         self.drift_delta = drift_delta
-        self.memory = max(int(memory), self.warmup)
         self.name = name
         self.seed = seed
         self.resets = 0
         self.n_learned = 0
-        self._recent: deque[dict[str, float]] = deque(maxlen=self.memory)
+        self._recent: deque[dict[str, float]] = deque(maxlen=3 * self.warmup)
         self._adwin: Any = (
-            drift.ADWIN(delta=drift_delta)  # type: ignore[no-untyped-call]
+            drift.ADWIN(delta=drift_delta, clock=1)  # type: ignore[no-untyped-call]
             if drift_delta is not None
             else None
         )
@@ -383,15 +381,16 @@ class _RiverDetector(BaseDetector):
             return
         self._adwin.update(self._drift_signal(x))
         if self._adwin.drift_detected and self.ready:
-            keep = max(self.warmup, min(int(self._adwin.width), len(self._recent)))
-            self._reset(list(self._recent)[-keep:])
+            # Rebuild from the last ``3 * warmup`` candles: ADWIN notices a
+            # change a few candles after it happens, so most of them already
+            # belong to the new regime.
+            self._reset(list(self._recent))
 
     def _reset(self, samples: Iterable[dict[str, float]]) -> None:
         """Rebuild the model (same threshold state) from ``samples``."""
         self.resets += 1
         model = self._make_model(self.seed + self.resets)
-        for s in samples:
-            model.learn_one(s)
+        model.warm_start(list(samples))
         self._filter.anomaly_detector = model
         log.debug("%s: drift detected after %d samples, model reset (%d)", self.name, self.n_learned, self.resets)
 
@@ -415,6 +414,10 @@ class _RobustZModel(base.AnomalyDetector):  # type: ignore[misc]
     @property
     def ready(self) -> bool:
         return self.n >= self.warmup
+
+    def warm_start(self, samples: list[dict[str, float]]) -> None:
+        for x in samples:
+            self.learn_one(x)
 
     def learn_one(self, x: dict[Any, Any]) -> None:
         for f in self.features:
@@ -514,7 +517,7 @@ class RobustZScoreDetector(_RiverDetector):
         self.floor = float(floor)
         self._init_common(
             features=features, q=q, threshold=threshold, medium=medium, high=high,
-            warmup=warmup, drift_delta=drift_delta, memory=window, name=name, seed=seed,
+            warmup=warmup, drift_delta=drift_delta, name=name, seed=seed,
         )
 
     def _make_model(self, seed: int) -> _RobustZModel:
@@ -575,6 +578,15 @@ class _ScaledHST(base.AnomalyDetector):  # type: ignore[misc]
         for s in self._buffer:
             self.hst.learn_one(self._scale(s))  # type: ignore[no-untyped-call]
         self._buffer = []
+
+    def warm_start(self, samples: list[dict[str, float]]) -> None:
+        """Fit the scaling on all of ``samples`` (at least ``warmup``) and learn them."""
+        if len(samples) < self.warmup:
+            for x in samples:
+                self.learn_one(x)
+            return
+        self._buffer = [dict(x) for x in samples]
+        self._fit()
 
     def learn_one(self, x: dict[Any, Any]) -> None:
         if not self.span:
@@ -662,7 +674,7 @@ class HalfSpaceTreesDetector(_RiverDetector):
         self.window_size = int(window_size)
         self._init_common(
             features=features, q=q, threshold=threshold, medium=medium, high=high,
-            warmup=warmup, drift_delta=drift_delta, memory=4 * warmup, name=name, seed=seed,
+            warmup=warmup, drift_delta=drift_delta, name=name, seed=seed,
         )
 
     def _x(self, x: Mapping[str, float]) -> dict[str, float]:
