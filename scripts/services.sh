@@ -86,7 +86,10 @@ is_external() { # is_external SERVICE: its URL is set and is not the one this sc
   [[ -n "${!var:-}" && "${!var}" != "$(local_url "$1")" ]]
 }
 
-docker_answers() { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }
+docker_answers() { # a Docker engine answers and the compose plugin is there
+  command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 &&
+    docker compose version >/dev/null 2>&1
+}
 
 detect_backend() { # detect_backend -> docker|local: forced by SERVICES_BACKEND, else detected
   local chosen="${SERVICES_BACKEND:-auto}"
