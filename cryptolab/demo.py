@@ -89,12 +89,12 @@ def _demo_settings(settings: Settings | None, out_dir: Path) -> tuple[Settings, 
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         overrides["store_url"] = f"sqlite:///{db.as_posix()}"
-    if not s.embedded_kafka:
-        # a real broker may hold older runs: use a topic and group of our own
-        run = uuid.uuid4().hex[:8]
-        overrides["topic"] = f"{s.topic}.demo.{run}"
-        overrides["group"] = f"{s.group}.demo.{run}"
-    s = replace(s, **overrides) if overrides else s
+    # a broker (even the embedded one, which lives as long as this process) may hold
+    # older runs: use a topic and group of our own
+    run = uuid.uuid4().hex[:8]
+    overrides["topic"] = f"{s.topic}.demo.{run}"
+    overrides["group"] = f"{s.group}.demo.{run}"
+    s = replace(s, **overrides)
     return s, s.resolved_store_url()
 
 
