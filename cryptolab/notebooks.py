@@ -250,12 +250,35 @@ def _read(path: str | Path) -> Any:
     return nbformat.read(str(path), as_version=4)  # type: ignore[no-untyped-call]
 
 
-def notebook_to_html(notebook: Any, path: str | Path) -> Path:
-    """Render an executed notebook (a ``NotebookNode`` or a path) to HTML with nbconvert."""
+_BOKEH_MARKER: Final = "application/vnd.bokehjs_exec.v0+json"
+
+
+def _inline_bokehjs(body: str) -> str:
+    """Put BokehJS inline in the page, so the charts render offline and without a CDN."""
+    from bokeh.resources import Resources
+
+    scripts = Resources(mode="inline", components=["bokeh"]).render_js()
+    head = body.find("<head>")
+    if head < 0:
+        return scripts + body
+    at = head + len("<head>")
+    return body[:at] + "\n" + scripts + "\n" + body[at:]
+
+
+def notebook_to_html(notebook: Any, path: str | Path, *, self_contained: bool = True) -> Path:
+    """Render an executed notebook (a ``NotebookNode`` or a path) to HTML with nbconvert.
+
+    With ``self_contained`` (the default), pages with Bokeh charts carry BokehJS
+    inline, so they open anywhere, offline included.
+    """
     from nbconvert import HTMLExporter
 
     nb = _read(notebook) if isinstance(notebook, str | Path) else notebook
     body, _resources = HTMLExporter().from_notebook_node(nb)  # type: ignore[no-untyped-call]
+    if self_contained and any(
+        _BOKEH_MARKER in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])
+    ):
+        body = _inline_bokehjs(body)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(body, encoding="utf-8")

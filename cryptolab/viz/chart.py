@@ -376,8 +376,12 @@ class CandleChart:
                                 legend_label="anomaly", name="anomalies")
         self._renderers["anomalies"] = [markers]
         price.legend.location = "top_left"
+        price.legend.orientation = "horizontal"
         price.legend.click_policy = "hide"
-        price.legend.background_fill_alpha = 0.6
+        price.legend.background_fill_alpha = 0.7
+        price.legend.label_text_font_size = "11px"
+        price.legend.padding = 4
+        price.legend.margin = 6
         price.add_tools(HoverTool(
             renderers=[body],
             tooltips=[
