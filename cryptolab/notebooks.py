@@ -322,7 +322,9 @@ def run_notebook(
     html
         Also render HTML.
     cwd
-        Working directory of the kernel (default: the notebook's folder, as in Jupyter).
+        Working directory of the kernel (default: the current one, so relative
+        settings such as ``CRYPTOLAB_DATA_DIR=.cryptolab`` mean the same in the
+        notebook as in the caller).
 
     Returns
     -------
@@ -352,7 +354,7 @@ def run_notebook(
     try:
         papermill.execute_notebook(
             str(src), str(out_nb), parameters=params, kernel_name=kernel,
-            execution_timeout=timeout, progress_bar=False, cwd=str(cwd or src.parent),
+            execution_timeout=timeout, progress_bar=False, cwd=str(cwd or Path.cwd()),
             log_output=False, report_mode=False,
         )
     except PapermillExecutionError as exc:

@@ -8,7 +8,7 @@ the outputs go::
     cron = "0 6 * * *"                 # croniter syntax; a 6th field counts seconds
     timezone = "UTC"                   # IANA name the cron is read in (default UTC)
     notebook = "notebooks/reports/market_report.ipynb"
-    output_dir = "reports/daily_market_report"   # default <data dir>/reports/<name>
+    output_dir = "reports/daily_market_report"   # default <CRYPTOLAB_DATA_DIR>/reports/<name>
     timeout = 900                      # seconds any one cell may run (default 600)
     kernel = "python3"
     enabled = true
@@ -19,8 +19,9 @@ the outputs go::
     end = "{scheduled}"
     sample = false
 
-Relative paths are relative to the folder that holds ``pipelines/`` (the
-project root). A string parameter that is exactly ``{scheduled}`` or
+Relative ``notebook`` and ``output_dir`` paths are relative to the folder that
+holds ``pipelines/`` (the project root); the default output folder follows
+``CRYPTOLAB_DATA_DIR`` (relative to the current directory, like every setting). A string parameter that is exactly ``{scheduled}`` or
 ``{scheduled +/- <duration>}`` becomes an ISO-8601 UTC time, so a run
 rendered late still covers the window it was scheduled for.
 
@@ -38,8 +39,8 @@ Examples
 >>> _ = (root / "pipelines" / "hourly.toml").write_text(
 ...     'cron = "5 * * * *"\\nnotebook = "nb.ipynb"\\n[parameters]\\nend = "{scheduled - 1h}"\\n')
 >>> p = load_pipeline(root / "pipelines" / "hourly.toml", check_notebook=False)
->>> p.name, p.output_dir == root / ".cryptolab" / "reports" / "hourly"
-('hourly', True)
+>>> p.name, p.output_dir.parts[-3:]
+('hourly', ('.cryptolab', 'reports', 'hourly'))
 >>> iso_utc(p.next_fire_ms(1_700_000_000_000))    # 22:13:20 -> five past the next hour
 '2023-11-14T23:05:00Z'
 >>> p.render_parameters(1_700_003_100_000)
@@ -149,7 +150,7 @@ def load_pipeline(
         The TOML file; the pipeline's name is its stem.
     data_dir
         Base of the default output folder (``<data_dir>/reports/<name>``);
-        default: ``CRYPTOLAB_DATA_DIR`` resolved against the project root.
+        default: ``CRYPTOLAB_DATA_DIR`` (relative to the current directory).
     check_notebook
         Also check that the notebook exists and takes the parameters given.
 
@@ -204,8 +205,7 @@ def load_pipeline(
             from cryptolab.config import Settings
 
             data_dir = Settings.from_env().data_dir
-        base = Path(data_dir)
-        out = (base if base.is_absolute() else root / base) / "reports" / name
+        out = (Path(data_dir) / "reports" / name).resolve()
     pipeline = Pipeline(
         name=name, path=p.resolve(), cron=cron, notebook=notebook, output_dir=out,
         parameters=dict(params), description=str(raw.get("description", "")), timezone=str(tz),
