@@ -735,6 +735,10 @@ class EnsembleDetector(BaseDetector):
             m.clone(seed=zlib.crc32(f"{seed}|{m.name}".encode())) for m in members
         ]
 
+    def params(self) -> dict[str, Any]:
+        """The constructor parameters: fresh (unfitted) clones of the members, and the name."""
+        return {"members": [m.clone() for m in self.members], "name": self.name}
+
     def score_one(self, x: Mapping[str, float]) -> float:
         """The smallest member level (>= 1 when every member flags ``x``)."""
         return min(m.level(m.score_one(x)) for m in self.members)

@@ -170,6 +170,24 @@ class AnomalyScorer:
         self._streams[key] = st
         return st
 
+    def forget(self, symbols: Iterable[str] | None = None) -> int:
+        """Drop the state of some streams (all with ``None``); returns how many were dropped.
+
+        The next candle of a forgotten stream re-learns from ``history``, as
+        after a restart. Call it when this process stops owning a symbol
+        (partition revoked) or when a batch whose candles were scored is
+        rolled back instead of committed.
+        """
+        if symbols is None:
+            n = len(self._streams)
+            self._streams.clear()
+            return n
+        drop = set(symbols)
+        keys = [k for k in self._streams if k[0] in drop]
+        for k in keys:
+            del self._streams[k]
+        return len(keys)
+
     def learn(self, candles: Iterable[Candle]) -> int:
         """Learn candles without scoring them (warm up); returns how many were learnt."""
         n = 0
