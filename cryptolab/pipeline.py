@@ -109,6 +109,15 @@ class _Owned:
     idle_closed: bool = False
 
 
+def _precise_error(record: Any, exc: Exception) -> Exception:
+    """The full validator's error for a record the fast path choked on (it names the field)."""
+    try:
+        tick_from_dict(record)
+    except ValidationError as precise:
+        return precise
+    return exc
+
+
 class CandlePipeline:
     """The windowing consumer.
 
@@ -384,6 +393,8 @@ class CandlePipeline:
                 ts = d["ts"]
                 price = d["price"]
                 size = d.get("size")
+                src = d.get("source")
+                tid = d.get("trade_id")
                 if not (
                     type(d.get("v")) is int
                     and d["v"] == 1
@@ -392,6 +403,8 @@ class CandlePipeline:
                     and type(price) is float
                     and 0.0 < price < MAX_PRICE
                     and (size is None or (type(size) is float and 0.0 <= size < MAX_SIZE))
+                    and (src is None or (type(src) is str and len(src) <= 64))
+                    and (tid is None or (type(tid) is str and len(tid) <= 64))
                     and sym in ok_symbols
                     and d.keys() <= keys
                 ):
@@ -400,6 +413,8 @@ class CandlePipeline:
                     if SYMBOL_RE.fullmatch(sym):
                         ok_symbols.add(sym)
             except Exception as exc:  # any bad record goes to the DLQ
+                if isinstance(exc, KeyError | TypeError | AttributeError):
+                    exc = _precise_error(d, exc)  # the fast path choked: name the field
                 self._dead_letter(m, exc)
                 continue
             n += 1
