@@ -368,7 +368,8 @@ def run_notebook(
             ename=exc.ename, evalue=exc.evalue,
         )
     except Exception as exc:  # kernel died, timeout, missing kernel...
-        failure = NotebookRunError(f"{src.name} failed: {type(exc).__name__}: {exc}",
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        failure = NotebookRunError(f"{src.name} failed: {type(exc).__name__}: {first}",
                                    ename=type(exc).__name__, evalue=str(exc))
         _mark_timeout(failure, out_nb)
     duration = time.perf_counter() - t0
@@ -389,21 +390,27 @@ def run_notebook(
 
 
 def _mark_timeout(err: NotebookRunError, out_nb: Path) -> None:
-    """Find the cell that was running when the run stopped (papermill marks it)."""
+    """Name the cell that was executing when the run stopped (a timeout or a dead kernel)."""
     if not out_nb.exists():
         return
     try:
         nb = _read(out_nb)
     except Exception:
         return
-    inj = _injected_index(nb)
-    for i, cell in enumerate(nb.cells):
-        status = cell.get("metadata", {}).get("papermill", {}).get("status")
-        if status == "running":
-            err.cell = i - 1 if inj is not None and i > inj else i
-            err.source = cell.get("source")
-            err.args = (f"{err.args[0]} (cell {err.cell})",)
-            return
+    index = -1  # position in the source notebook: cells papermill tracks, minus the injected one
+    found: tuple[int, Any] | None = None
+    for cell in nb.cells:
+        meta = cell.get("metadata", {})
+        pm = meta.get("papermill")
+        if pm is None or "injected-parameters" in meta.get("tags", []):
+            continue
+        index += 1
+        if pm.get("start_time"):
+            found = (index, cell)
+    if found is not None:
+        err.cell, cell = found
+        err.source = cell.get("source")
+        err.args = (f"{err.args[0]} (cell {err.cell})",)
 
 
 def _iso(value: Any) -> str | None:
