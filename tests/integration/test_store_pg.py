@@ -109,20 +109,42 @@ def test_lost_connection_raises_store_error_then_recovers(pg_url: str) -> None:
         assert s.load_progress("g", "t")[0].offset == 2
 
 
-def test_history_statement_is_prepared_on_the_server(pg_url: str) -> None:
-    with Store(pg_url, pool_size=1) as s:
+def test_packed_history_equals_the_select_path(pg_url: str) -> None:
+    import dataclasses
+
+    import pandas as pd
+
+    cs = [dataclasses.replace(candle(i), vwap=None if i % 3 == 0 else 1.0 + i / 7,
+                              final=i < 15, gap=i == 4, revision=i % 2, trades=10**9 + i)
+          for i in range(20)]
+    with Store(pg_url) as s:
         s.init()
-        s.commit_batch(group="g", topic="t", candles=[candle(i) for i in range(10)])
-        for _ in range(8):  # psycopg prepares a statement after 5 executions on a connection
-            s.history("BTC-USD", "1m")
-        raw = s._read_engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
-                        ("%FROM candles%",))
-            assert cur.fetchone()[0] >= 1
-        finally:
-            raw.close()
+        s.commit_batch(group="g", topic="t", candles=cs)
+        calls = [dict(), dict(final_only=True), dict(limit=5), dict(final_only=True, limit=3),
+                 dict(start=T0 + 5 * 60_000, end=T0 + 9 * 60_000), dict(start=T0 * 2)]
+        fast = [s.history("BTC-USD", "1m", **kw) for kw in calls]  # type: ignore[arg-type]
+        assert s._packed_ok
+        s._packed_ok = False
+        slow = [s.history("BTC-USD", "1m", **kw) for kw in calls]  # type: ignore[arg-type]
+    for kw, a, b in zip(calls, fast, slow, strict=True):
+        pd.testing.assert_frame_equal(a, b, obj=str(kw))
+    assert fast[0].vwap.isna().tolist() == [i % 3 == 0 for i in range(20)]
+    assert fast[0].trades.tolist() == [10**9 + i for i in range(20)]
+    assert fast[2].window_start.tolist() == [pd.Timestamp(T0 + i * 60_000, unit="ms", tz="UTC")
+                                             for i in range(15, 20)]
+
+
+def test_unexpected_packed_layout_falls_back_to_select(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cryptolab import store as store_mod
+
+    monkeypatch.setattr(store_mod, "_frame_from_packed", lambda *a, **k: None)
+    with Store(pg_url) as s:
+        s.init()
+        s.commit_batch(group="g", topic="t", candles=[candle(0), candle(1)])
+        assert s.history("BTC-USD", "1m").open.tolist() == [1.0, 2.0]
+        assert not s._packed_ok and "unexpected packed history layout" in caplog.text
 
 
 def test_candles_table_layout(pg_url: str) -> None:
