@@ -280,9 +280,15 @@ class _BaseSink:
         log.debug("rejected (%s): %s", field, reason)
         self._write_dead(raw_bytes(raw), reason, field, extra)
 
-    def _on_reject(self, rej: Rejected) -> None:
+    def dead_letter(self, rej: Rejected) -> None:
+        """Route a :class:`~cryptolab.sources.Rejected` record (a source's ``on_reject``).
+
+        Its ``source`` and ``where`` become extra dead-letter headers.
+        """
         extra = {k: v for k, v in (("source", rej.source), ("where", rej.where)) if v}
         self.reject(rej.raw, rej.reason, rej.field, **extra)
+
+    _on_reject = dead_letter
 
     def _ticks_of(self, ticks: Iterable[Any], validated: bool | None) -> tuple[Iterable[Any], bool]:
         iter_ticks: Callable[..., Iterable[Any]] | None = getattr(ticks, "iter_ticks", None)
