@@ -268,12 +268,17 @@ class _WarmQuantileFilter(anomaly.QuantileFilter):  # type: ignore[misc]
     ``protect_anomaly_detector``, stop the detector from ever learning again.
     """
 
-    def learn_one(self, x: Any, **kwargs: Any) -> None:
+    def learn_one(self, x: Any, score: float | None = None) -> None:
+        """River's ``QuantileFilter.learn_one``, reusing ``score`` when the caller has it."""
         det: Any = self.anomaly_detector
         if not det.ready:
-            det.learn_one(x, **kwargs)
+            det.learn_one(x)
             return
-        super().learn_one(x, **kwargs)  # type: ignore[no-untyped-call]
+        if score is None:
+            score = float(self.score_one(x))  # type: ignore[no-untyped-call]
+        if not self.protect_anomaly_detector or not self.classify(score):  # type: ignore[no-untyped-call]
+            det.learn_one(x)
+        self.quantile.update(score)
 
 
 class _RiverDetector(BaseDetector):
@@ -324,6 +329,7 @@ class _RiverDetector(BaseDetector):
         self.resets = 0
         self.n_learned = 0
         self._recent: deque[dict[str, float]] = deque(maxlen=3 * self.warmup)
+        self._memo: tuple[dict[str, float], float] | None = None
         self._adwin: Any = (
             drift.ADWIN(delta=drift_delta, clock=1)  # type: ignore[no-untyped-call]
             if drift_delta is not None
@@ -356,8 +362,20 @@ class _RiverDetector(BaseDetector):
         return {f: float(x[f]) for f in self.features}
 
     def score_one(self, x: Mapping[str, float]) -> float:
-        """The model's score of ``x`` (0 while warming up); no side effect."""
-        return float(self._filter.score_one(self._x(x)))
+        """The model's score of ``x`` (0 while warming up); no side effect.
+
+        The score is remembered (outside the detector's state) so that
+        ``learn_one`` of the same sample does not compute it again.
+        """
+        xs = self._x(x)
+        score = float(self._filter.score_one(xs))
+        self._memo = (xs, score)
+        return score
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_memo"] = None  # a cache, not state
+        return state
 
     def flag(self, score: float) -> Severity | None:
         """An alert needs the score above both the QuantileFilter's quantile and ``threshold``.
@@ -374,7 +392,8 @@ class _RiverDetector(BaseDetector):
     def learn_one(self, x: Mapping[str, float]) -> None:
         """Learn ``x`` (anomalous samples are not learnt by the model); reset on drift."""
         xs = self._x(x)
-        self._filter.learn_one(xs)
+        memo, self._memo = self._memo, None
+        self._filter.learn_one(xs, memo[1] if memo is not None and memo[0] == xs else None)
         self._recent.append(xs)
         self.n_learned += 1
         if self._adwin is None:
