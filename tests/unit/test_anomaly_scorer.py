@@ -192,3 +192,30 @@ def test_streams_are_seeded_independently(candles):
     assert by_symbol["BTC-USD"] == by_symbol["TWIN-USD"]
     hst = {k: [d for d in st.detectors if d.name == "hst"][0].seed for k, st in scorer._streams.items()}
     assert len(set(hst.values())) == len(hst)
+
+
+def test_restart_from_the_embedded_store_gives_the_same_alerts(candles, tmp_path):
+    """The pipeline's wiring: alerts and candles committed together, history from the store."""
+    from cryptolab.store import Store
+
+    uninterrupted = AnomalyScorer(detectors=default_detectors(seed=0)).score(candles)
+    store = Store(f"sqlite:///{(tmp_path / 'store.db').as_posix()}")
+    store.init()
+    try:
+        k = len(candles) // 3
+        first = AnomalyScorer(detectors=default_detectors(seed=0), history=store.final_candles_since)
+        for i in range(0, k, 50):  # batches, each committed with its alerts
+            batch = candles[i:min(i + 50, k)]
+            store.commit_batch(group="g", topic="ticks", candles=batch, alerts=first.score(batch))
+        # crash; a new process re-learns each stream from the store on first sight
+        second = AnomalyScorer(detectors=default_detectors(seed=0), history=store.final_candles_since)
+        for i in range(k, len(candles), 50):
+            batch = candles[i:i + 50]
+            store.commit_batch(group="g", topic="ticks", candles=batch, alerts=second.score(batch))
+        stored = store.alerts()
+        got = sorted(zip(stored["symbol"], stored["interval"], stored["detector"], stored["severity"],
+                         stored["score"], strict=True))
+        want = sorted((a.symbol, a.interval, a.detector, a.severity, a.score) for a in uninterrupted)
+        assert got == want and len(want) > 0
+    finally:
+        store.close()
