@@ -299,8 +299,8 @@ def to_ms(value: TimeLike | None, name: str = "time") -> int | None:
     1700000000000
     >>> to_ms("2023-11-14T22:13:20Z"), to_ms("2023-11-14 22:13:20")
     (1700000000000, 1700000000000)
-    >>> to_ms(datetime(2023, 11, 14, 23, 13, 20, tzinfo=__import__("datetime").timezone(
-    ...     __import__("datetime").timedelta(hours=1))))
+    >>> from datetime import timedelta, timezone
+    >>> to_ms(datetime(2023, 11, 14, 23, 13, 20, tzinfo=timezone(timedelta(hours=1))))
     1700000000000
     >>> to_ms("yesterday-ish")
     Traceback (most recent call last):
@@ -495,7 +495,8 @@ def _frame_from_rows(symbol: str, interval: str, rows: Sequence[Sequence[Any]]) 
 # PostgreSQL fast path: the server packs the rows into ONE bytea of fixed-size big-endian
 # records (int8send/float8send/boolsend), read with one numpy.frombuffer instead of
 # building 16 Python objects per candle on the client. It is still one prepared,
-# parameterised SELECT.
+# parameterised SELECT. Records are self-contained, so the aggregate needs no ORDER BY
+# (no sort on the server): the client orders them by window_start.
 _PACKED_TYPES: Final = {**dict.fromkeys(_FLOAT_COLS, ">f8"), **dict.fromkeys(_INT_COLS, ">i8"),
                         "window_start": ">i8", "window_end": ">i8", "final": "?", "gap": "?"}
 _PACKED_DTYPE: Final = np.dtype([(name, _PACKED_TYPES[name]) for name in _NUMERIC])
@@ -506,7 +507,7 @@ SELECT count(*), string_agg(
     || float8send(volume) || float8send(COALESCE(vwap, 'NaN'::float8))
     || int8send(trades) || int8send(first_ts) || int8send(last_ts) || int8send(high_ts)
     || int8send(low_ts) || int8send(CAST(revision AS BIGINT)) || boolsend(final) || boolsend(gap),
-    ''::bytea ORDER BY window_start)
+    ''::bytea)
 FROM (
     SELECT * FROM candles
     WHERE symbol = :symbol AND "interval" = :interval
@@ -521,6 +522,9 @@ def _frame_from_packed(symbol: str, interval: str, n: int, data: bytes | None) -
     if len(data) != n * _PACKED_DTYPE.itemsize:
         return None
     rec = np.frombuffer(data, dtype=_PACKED_DTYPE)
+    starts = rec["window_start"]
+    if n > 1 and not (starts[1:] > starts[:-1]).all():
+        rec = rec[np.argsort(starts, kind="stable")]
     return _history_frame(symbol, interval, {k: rec[k] for k in _NUMERIC}, n)
 
 

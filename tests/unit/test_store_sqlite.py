@@ -216,3 +216,30 @@ def test_module_history_uses_the_settings_store(tmp_path: Path, monkeypatch: pyt
     assert store_mod._STORES[url] is store_mod._shared_store(url)  # one Store per URL
     settings = Settings.from_env({"CRYPTOLAB_DATA_DIR": str(tmp_path / "empty")})
     assert cryptolab.history("BTC-USD", "1m", settings=settings).empty
+
+
+# --------------------------------------------------------------------------- packed rows (PostgreSQL fast path)
+
+
+def test_packed_rows_decode_in_window_order() -> None:
+    n = 50
+    rng = np.random.default_rng(3)
+    rec = np.zeros(n, dtype=store_mod._PACKED_DTYPE)
+    rec["window_start"] = T0 + np.arange(n) * 60_000
+    rec["window_end"] = rec["window_start"] + 60_000
+    rec["open"] = np.arange(n) + 0.5
+    rec["vwap"] = np.where(np.arange(n) % 2 == 0, np.nan, 1.25)
+    rec["trades"] = 2**40 + np.arange(n)
+    rec["final"] = np.arange(n) < 40
+    shuffled = rec[rng.permutation(n)]
+    df = store_mod._frame_from_packed("BTC-USD", "1m", n, shuffled.tobytes())
+    assert df is not None
+    assert df.window_start.is_monotonic_increasing
+    assert df.open.tolist() == [i + 0.5 for i in range(n)]
+    assert df.trades.tolist() == [2**40 + i for i in range(n)]
+    assert df.vwap.isna().tolist() == [i % 2 == 0 for i in range(n)]
+    assert df.final.tolist() == [i < 40 for i in range(n)]
+    assert df.symbol.unique().tolist() == ["BTC-USD"] and df.interval.unique().tolist() == ["1m"]
+    assert store_mod._frame_from_packed("BTC-USD", "1m", n, shuffled.tobytes()[:-1]) is None
+    empty = store_mod._frame_from_packed("BTC-USD", "1m", 0, None)
+    assert empty is not None and empty.empty and list(empty.columns) == list(store_mod.HISTORY_COLUMNS)
