@@ -380,7 +380,6 @@ class CandleChart:
         price.legend.click_policy = "hide"
         price.legend.background_fill_alpha = 0.7
         price.legend.label_text_font_size = "11px"
-        price.legend.padding = 4
         price.legend.margin = 6
         price.add_tools(HoverTool(
             renderers=[body],
@@ -695,7 +694,7 @@ class CandleChart:
         candles: list[Candle] = []
         alerts: list[Alert] = []
         need = self.maxlen + max(self.ma_windows, default=1) - 1
-        if self.store is not None:
+        if self.store is not None and self._store_ready():
             try:
                 frame = self.store.history(self.symbol, self.interval, limit=need)
                 candles.extend(as_candles(frame))
@@ -721,6 +720,18 @@ class CandleChart:
         self.alert_source.data = self.alert_buffer.data()
         self.last_update_wall = time.time()
         return len(self.buffer)
+
+    def _store_ready(self) -> bool:
+        """False while the store has no schema yet (a pipeline that is still starting)."""
+        version = getattr(self.store, "schema_version", None)
+        if not callable(version):
+            return True
+        try:
+            return version() is not None
+        except CryptolabError as exc:
+            log.warning("store unavailable for backfill: %s", exc)
+            self.last_error = str(exc)
+            return False
 
     def poll(self, max_messages: int = 20_000) -> int:
         """Drain the subscription without blocking and apply the batch; return messages read."""
