@@ -190,7 +190,7 @@ class CandlePipeline:
         if scorer is True:
             from cryptolab.anomaly import AnomalyScorer, default_detectors
 
-            scorer = AnomalyScorer(detectors=default_detectors(seed=0), history=store.final_candles_since)
+            scorer = AnomalyScorer(detectors=default_detectors(seed=0), history=self._stored_finals)
         self.scorer = scorer or None
         self.stats = PipelineStats()
         self._consumer_overrides = consumer_overrides or {}
@@ -255,6 +255,14 @@ class CandlePipeline:
                 log.warning("store unavailable (%s); retrying in %.1fs", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _stored_finals(self, symbol: str, interval: str, before_ms: int) -> list[Candle]:
+        """The scorer's warm-up history, read with the commit's retries (a database restart
+        must not kill the consumer when a stream first shows up)."""
+        result: list[Candle] = self._retry_store(
+            lambda: self.store.final_candles_since(symbol, interval, before_ms)
+        )
+        return result
 
     # ------------------------------------------------------------------- main
     def run(
