@@ -188,6 +188,8 @@ def ensure_topics(
 
     Notes
     -----
+    Topics are created with ``retention.ms=-1``: message timestamps are event times,
+    and replays of recorded data would otherwise be deleted by time-based retention.
     On the embedded mock cluster, topics are auto-created with its default of
     4 partitions; the requested count cannot be honoured there.
     """
@@ -213,7 +215,12 @@ def ensure_topics(
         raise KafkaServiceError(
             f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout}s: {exc}"
         ) from None
-    wanted = [NewTopic(n, p, rf) for n, p in topics.items() if n not in existing]
+    # Message timestamps are event times, which for replays of recorded data lie years in
+    # the past: time-based retention would delete such segments within minutes. Topics are
+    # therefore created with retention by time off (size-based retention still applies).
+    wanted = [
+        NewTopic(n, p, rf, config={"retention.ms": "-1"}) for n, p in topics.items() if n not in existing
+    ]
     if wanted:
         futures = admin.create_topics(wanted, operation_timeout=timeout, request_timeout=timeout)
         for name, fut in futures.items():
