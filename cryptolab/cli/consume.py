@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
     p.add_argument("--no-score", action="store_true", help="do not run anomaly detectors")
     p.add_argument("--batch-size", type=int, default=20_000, help="messages per consume() call")
+    p.add_argument("--instance-id", help="static group membership id (group.instance.id): a restarted "
+                   "member with the same id takes its partitions back at once, without a rebalance")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=run)
 
@@ -50,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    pipeline = CandlePipeline(settings, scorer=None if args.no_score else True, batch_size=args.batch_size)
+    overrides = {"group.instance.id": args.instance_id} if args.instance_id else None
+    pipeline = CandlePipeline(settings, scorer=None if args.no_score else True, batch_size=args.batch_size,
+                              consumer_overrides=overrides)
 
     def _stop(signum: int, _frame: object) -> None:
         pipeline.stop()

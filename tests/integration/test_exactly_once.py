@@ -56,10 +56,14 @@ def _alerts(store: Store) -> list[tuple]:
                   for a in store.alert_list())
 
 
-def _consume_cmd(settings: Settings, group: str, *, batch_size: int = 1_000) -> list[str]:
-    return [sys.executable, "-m", "cryptolab", "consume", "--kafka", settings.kafka_bootstrap or "",
-            "--topic", settings.topic, "--store", settings.store_url or "", "--group", group,
-            "--stop-at-end", "--quiet", "--batch-size", str(batch_size)]
+def _consume_cmd(settings: Settings, group: str, *, batch_size: int = 1_000,
+                 instance_id: str | None = None) -> list[str]:
+    cmd = [sys.executable, "-m", "cryptolab", "consume", "--kafka", settings.kafka_bootstrap or "",
+           "--topic", settings.topic, "--store", settings.store_url or "", "--group", group,
+           "--stop-at-end", "--quiet", "--batch-size", str(batch_size)]
+    if instance_id:
+        cmd += ["--instance-id", instance_id]  # a restart takes the partitions back at once
+    return cmd
 
 
 def _env() -> dict[str, str]:
@@ -90,6 +94,7 @@ def loaded_topic(request, kafka_bootstrap):
     return settings, reference, len(frame)
 
 
+@pytest.mark.timeout(1200)
 def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loaded_topic, pg_url, second_pg_url):
     settings, reference, n = loaded_topic
     # the uninterrupted run, in-process
@@ -113,10 +118,10 @@ def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loade
     kills = 0
     progress_at_kill = []
     for i in range(22):
-        proc = subprocess.Popen(_consume_cmd(s, group), env=_env(), cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(_consume_cmd(s, group, instance_id="crashy-1"), env=_env(), cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         target = n * (i + rng.random()) / 24
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while proc.poll() is None and time.monotonic() < deadline:
             if _committed(crash_store, group, s.topic) >= target:
                 break
@@ -130,8 +135,8 @@ def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loade
     assert kills >= 20
     # kills landed mid-stream, at increasing points
     assert sum(0 < p < n for p in progress_at_kill) >= 15
-    final = subprocess.run(_consume_cmd(s, group), env=_env(), cwd=ROOT, capture_output=True, text=True,
-                           timeout=300)
+    final = subprocess.run(_consume_cmd(s, group, instance_id="crashy-1"), env=_env(), cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
     got = _frame(crash_store)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
@@ -139,6 +144,7 @@ def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loade
     assert _committed(crash_store, group, s.topic) == n
 
 
+@pytest.mark.timeout(900)
 def test_second_consumer_joining_and_leaving_mid_stream(loaded_topic, pg_url):
     settings, reference, n = loaded_topic
     store = Store(pg_url)
