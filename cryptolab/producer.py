@@ -220,12 +220,10 @@ def coerce_tick(record: Tick | Mapping[str, Any]) -> Tick:
     for key in ("symbol", "ts_ms", "price"):
         if key not in d or d[key] is None:
             raise ValidationError(key, "missing")
-    price = d["price"]
-    if isinstance(price, int) and not isinstance(price, bool):
-        d["price"] = float(price)
-    size = d.get("size")
-    if isinstance(size, int) and not isinstance(size, bool):
-        d["size"] = float(size)
+    for key in ("price", "size"):
+        v = d.get(key)
+        if isinstance(v, int) and not isinstance(v, bool):
+            d[key] = float(v) if abs(v) < 10**300 else math.inf
     ts = d["ts_ms"]
     if isinstance(ts, float) and math.isfinite(ts) and ts.is_integer():
         d["ts_ms"] = int(ts)
@@ -626,6 +624,7 @@ class JsonlSink(_BaseSink):
         else:
             self.dead_letters_path = None
         self._dead: IO[bytes] | None = None
+        self._warned_no_dlq = False
         self._append = append
         self._buf: list[bytes] = []
         self._closed = False
@@ -645,7 +644,10 @@ class JsonlSink(_BaseSink):
 
     def _write_dead(self, raw: bytes, reason: str, field: str, extra: Mapping[str, str]) -> None:
         if self.dead_letters_path is None:
-            log.warning("rejected record (%s: %s) not kept: no dead-letter file", field, reason)
+            if not self._warned_no_dlq:
+                self._warned_no_dlq = True
+                log.warning("rejected records are only counted: no dead-letter file for this stream "
+                            "(first: %s: %s)", field, reason)
             return
         if self._dead is None:
             self.dead_letters_path.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ __all__ = [
     "Source",
     "SourceStats",
     "handle_reject",
+    "loads_lenient",
     "make_source",
     "register_source",
     "source_class",
@@ -176,6 +177,37 @@ def handle_reject(
     else:
         stats.skipped += 1
         log.warning("%s: skipped %s", rej.source or "source", rej)
+
+
+def loads_lenient(data: bytes | str) -> Any:
+    """Decode JSON like :func:`orjson.loads`, falling back to :mod:`json` for what orjson refuses.
+
+    The fallback accepts ``NaN``/``Infinity`` literals (written by Python's
+    ``json.dumps``) and numbers beyond double range (``1e400``), so that such a
+    value spoils only the record holding it, which validation then rejects.
+
+    Raises
+    ------
+    ValueError
+        (``orjson.JSONDecodeError``) when the text is not JSON at all.
+
+    Examples
+    --------
+    >>> loads_lenient('{"p": NaN, "q": 1e400, "r": 1}')
+    {'p': nan, 'q': inf, 'r': 1}
+    """
+    import json
+
+    import orjson
+
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        first = exc
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise first from None
 
 
 _new = object.__new__

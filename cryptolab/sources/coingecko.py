@@ -57,12 +57,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
-import orjson
 
 from cryptolab.config import Settings, redact_url
 from cryptolab.errors import ValidationError
 from cryptolab.models import MAX_PRICE, Tick, validate_symbol, validate_tick
-from cryptolab.sources import Rejected, RejectHandler, SourceStats, handle_reject
+from cryptolab.sources import Rejected, RejectHandler, SourceStats, handle_reject, loads_lenient
 
 __all__ = [
     "KNOWN_COINS",
@@ -141,10 +140,7 @@ def parse_simple_price(
     head = body[:256].lstrip().lower()
     if head.startswith((b"<!doctype", b"<html", b"<")):
         raise ValidationError("body", "html_body: got an HTML page instead of JSON")
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError("body", f"malformed_json: {exc}") from None
+    data = _loads_lenient(body)
     if not isinstance(data, dict):
         raise ValidationError("body", f"bad_shape: expected a JSON object, got {type(data).__name__}")
     if "status" in data and isinstance(data["status"], dict) and "error_code" in data["status"]:
@@ -166,6 +162,13 @@ def parse_simple_price(
     return ticks, rejects, unknown
 
 
+def _loads_lenient(body: bytes) -> Any:
+    try:
+        return loads_lenient(body)
+    except ValueError as exc:
+        raise ValidationError("body", f"malformed_json: {exc}") from None
+
+
 def _quote_to_tick(quote: object, symbol: str, vs: str) -> Tick:
     if not isinstance(quote, dict):
         raise ValidationError("record", f"a quote must be an object, got {type(quote).__name__}")
@@ -176,10 +179,10 @@ def _quote_to_tick(quote: object, symbol: str, vs: str) -> Tick:
         raise ValidationError("price", f"must be a number, got {price!r}"[:200])
     price = float(price) if not isinstance(price, int) or abs(price) < MAX_PRICE else math.inf
     updated = quote.get("last_updated_at")
-    if isinstance(updated, bool) or not isinstance(updated, int | float) or not math.isfinite(updated):
+    if isinstance(updated, bool) or not isinstance(updated, int | float):
         raise ValidationError("last_updated_at", f"must be epoch seconds, got {updated!r}"[:200])
-    if abs(updated) > 1e11:
-        raise ValidationError("last_updated_at", f"{updated} is not epoch seconds")
+    if not (isinstance(updated, int) or math.isfinite(updated)) or abs(updated) > 1e11:
+        raise ValidationError("last_updated_at", f"{str(updated)[:40]} is not epoch seconds")
     return validate_tick(
         Tick(symbol=symbol, ts_ms=int(updated * 1000), price=price, source="coingecko")
     )
@@ -521,8 +524,8 @@ class CoinGeckoPoller:
 
 def _volumes(body: bytes, coins: Mapping[str, str], vs: str) -> dict[str, float]:
     try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        data: Any = _loads_lenient(body)
+    except ValidationError:
         return {}
     out: dict[str, float] = {}
     for cid, sym in coins.items():

@@ -100,6 +100,7 @@ from cryptolab.sources import (
     RejectHandler,
     SourceStats,
     handle_reject,
+    loads_lenient,
 )
 
 __all__ = [
@@ -521,7 +522,10 @@ class Replay:
     def _csv(self, on_reject: RejectHandler | None) -> Iterator[Tick]:
         with open(self.path, newline="", encoding="utf-8", errors="replace") as fh:
             reader = csv.reader(fh)
-            first = next(reader, None)
+            try:
+                first = next(reader, None)
+            except csv.Error as exc:
+                raise ValidationError("header", f"{self.path}:1: {exc}") from None
             if first is None:
                 return
             header = [c.strip().lower().lstrip("\ufeff") for c in first]
@@ -535,12 +539,12 @@ class Replay:
                 )
             if has_header:
                 columns = self._map_columns(header)
-                rows: Iterator[list[str]] = reader
+                rows: Iterator[list[str] | _CsvError] = _safe_rows(reader)
             else:
                 columns = self._map_columns(["ts", "price", "size", "side"][: len(header)] + [
                     f"col{i}" for i in range(4, len(header))
                 ])
-                rows = _chain_first(first, reader)
+                rows = _chain_first(first, _safe_rows(reader))
             yield from self._rows(rows, columns, on_reject, lambda: reader.line_num)
 
     def _map_columns(self, header: list[str]) -> dict[str, int]:
@@ -586,7 +590,7 @@ class Replay:
 
     def _rows(
         self,
-        rows: Iterable[list[str]],
+        rows: Iterable[list[str] | _CsvError],
         cols: dict[str, int],
         on_reject: RejectHandler | None,
         line_of: Callable[[], int],
@@ -604,6 +608,9 @@ class Replay:
         source = self.source
         for row in rows:
             line = line_of()
+            if isinstance(row, _CsvError):
+                self._reject(on_reject, row.raw, ValidationError("record", row.reason), f"{path}:{line}")
+                continue
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             try:
@@ -672,16 +679,18 @@ class Replay:
     def _csv_rows(self) -> Iterator[tuple[str, Any]]:
         with open(self.path, newline="", encoding="utf-8", errors="replace") as fh:
             reader = csv.reader(fh)
-            for r in reader:
-                if r:
+            for r in _safe_rows(reader):
+                if isinstance(r, _CsvError):
+                    yield f"{self.path}:{reader.line_num}", r.raw
+                elif r:
                     yield f"{self.path}:{reader.line_num}", r
 
     # -- bars ---------------------------------------------------------------------------
 
     def _load_json(self) -> Any:
         try:
-            return orjson.loads(self.path.read_bytes())
-        except orjson.JSONDecodeError as exc:
+            return loads_lenient(self.path.read_bytes())
+        except ValueError as exc:
             raise ValidationError("record", f"{self.path}: not valid JSON: {exc}") from None
 
     def _bars(self, on_reject: RejectHandler | None) -> Iterator[Tick]:
@@ -827,7 +836,31 @@ class Replay:
                 yield tick
 
 
-def _chain_first(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
+class _CsvError:
+    """A CSV line the csv module could not split."""
+
+    __slots__ = ("raw", "reason")
+
+    def __init__(self, reason: str) -> None:
+        self.reason = f"not a CSV row: {reason}"
+        self.raw = ""
+
+
+def _safe_rows(reader: Any) -> Iterator[list[str] | _CsvError]:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield _CsvError(str(exc))
+            continue
+        yield row
+
+
+def _chain_first(
+    first: list[str], rest: Iterator[list[str] | _CsvError]
+) -> Iterator[list[str] | _CsvError]:
     yield first
     yield from rest
 
