@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from harness import (
+    CONSUMER_ENV,
     FaultRun,
     ServiceControl,
     alert_rows,
@@ -57,7 +58,8 @@ def _drop(admin_url: str, name: str) -> None:
 @pytest.fixture(scope="session")
 def fault_run(kafka_bootstrap: str, _pg_admin_url: str) -> Iterator[FaultRun]:
     stream = build_stream(N_TICKS)
-    settings = new_topic(Settings.from_env({}, kafka_bootstrap=kafka_bootstrap, store_url=_pg_admin_url))
+    settings = new_topic(Settings.from_env({}, kafka_bootstrap=kafka_bootstrap, store_url=_pg_admin_url,
+                                           idle_timeout=CONSUMER_ENV["CRYPTOLAB_IDLE_TIMEOUT"]))
     produce(settings, settings.topic, stream.records)
     name = f"cl_faults_ref_{secrets.token_hex(4)}"
     url = _database(_pg_admin_url, name)
@@ -77,9 +79,14 @@ def fault_run(kafka_bootstrap: str, _pg_admin_url: str) -> Iterator[FaultRun]:
         _drop(_pg_admin_url, name)
 
 
-@pytest.fixture(scope="session")
-def services_control() -> ServiceControl:
-    return ServiceControl()
+@pytest.fixture
+def services_control() -> Iterator[ServiceControl]:
+    """Stops and starts services; anything a test stopped is started again when it ends."""
+    control = ServiceControl()
+    try:
+        yield control
+    finally:
+        control.restore()
 
 
 @pytest.fixture
