@@ -49,7 +49,24 @@ _EXPORTS: dict[str, str] = {
     "run_notebook": "cryptolab.notebooks",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "Alert",
+    "Candle",
+    "CandleAggregator",
+    "CandleChart",
+    "CandlePipeline",
+    "CryptolabError",
+    "Settings",
+    "Tick",
+    "TickProducer",
+    "ValidationError",
+    "__version__",
+    "candles_from_ticks",
+    "history",
+    "latest",
+    "run_notebook",
+    "score_history",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.anomaly import score_history

@@ -114,7 +114,7 @@ def _oracle(rows, iv_names, ooo, lateness):
             df["size"] = df["size"].astype("float64")
             frames.append(candles_from_ticks(df, n))
     out = _sort(pd.concat(frames, ignore_index=True))
-    out["revision"] = [revisions.get((s, n, w), 0) for s, n, w in zip(out.symbol, out.interval, out.window_start)]
+    out["revision"] = [revisions.get((s, n, w), 0) for s, n, w in zip(out.symbol, out.interval, out.window_start, strict=True)]
     return out, sorted(too_late)
 
 
