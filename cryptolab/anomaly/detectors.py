@@ -588,12 +588,14 @@ class _ScaledHST(base.AnomalyDetector):  # type: ignore[misc]
     def _fit(self) -> None:
         for f in self.features:
             values = sorted(abs(s[f]) for s in self._buffer)
-            # Magnitudes: 0 maps to 0 and ``headroom`` times the warm-up's 90th
+            # Magnitudes: 0 maps to 0 and ``headroom`` times the warm-up's 80th
             # percentile to 1, so typical candles fill the bottom of [0, 1] and
-            # the rest is room for what the warm-up never saw.
-            q90 = values[min(len(values) - 1, int(0.9 * len(values)))]
+            # the rest is room for what the warm-up never saw. Not the maximum:
+            # a crash inside the warm-up must not set the scale (the 80th
+            # percentile of 10 candles ignores their 2 largest).
+            p80 = values[int(0.8 * (len(values) - 1))]
             self.lo[f] = 0.0
-            self.span[f] = max(q90, 1e-9) * self.headroom
+            self.span[f] = max(p80, 1e-9) * self.headroom
         for s in self._buffer:
             self.hst.learn_one(self._scale(s))  # type: ignore[no-untyped-call]
         self._buffer = []
@@ -625,11 +627,15 @@ class HalfSpaceTreesDetector(_RiverDetector):
     """River's ``HalfSpaceTrees`` on candle features scaled by a warm-up.
 
     HalfSpaceTrees needs features in ``[0, 1]``: the detector buffers the
-    first ``warmup`` candles, fits a min-max scaling on them that leaves
-    ``headroom`` times their range free above, then clips. Magnitudes
-    (absolute return and body, range, wicks) are used, since a crash and a
-    spike are equally anomalous. Threshold as for every River detector:
-    River's ``QuantileFilter`` (level ``q``) and a minimum ``threshold``.
+    first ``warmup`` candles, then scales each feature's magnitude so that 0
+    maps to 0 and ``headroom`` times the warm-up's 80th-percentile magnitude
+    maps to 1, and clips (not the maximum, so that a crash inside the warm-up
+    does not set the scale). Typical candles fill the bottom of ``[0, 1]``; the rest is
+    room for moves the warm-up never saw. Magnitudes (absolute return and
+    body, range) are used, since a crash and a spike are equally anomalous.
+    After an ADWIN drift the scaling is fitted again on the recent candles.
+    Threshold as for every River detector: River's ``QuantileFilter`` (level
+    ``q``) and a minimum ``threshold``.
 
     Parameters
     ----------
@@ -638,7 +644,7 @@ class HalfSpaceTreesDetector(_RiverDetector):
     warmup
         Candles used to fit the scaling (at least ``window_size``).
     headroom
-        Free room above the warm-up range, as a multiple of it.
+        The magnitude that maps to 1, as a multiple of the warm-up's 80th-percentile magnitude.
     n_trees, height, window_size
         As in ``river.anomaly.HalfSpaceTrees``.
     q, threshold, medium, high, drift_delta, name, seed
@@ -669,7 +675,7 @@ class HalfSpaceTreesDetector(_RiverDetector):
         *,
         features: Sequence[str] = ("ret", "body", "range"),
         warmup: int = 10,
-        headroom: float = 10.0,
+        headroom: float = 12.0,
         n_trees: int = 10,
         height: int = 4,
         window_size: int = 10,
