@@ -102,7 +102,9 @@ class ProducerStats:
     dlq_failed
         Dead-letter records whose own delivery failed.
     retries
-        Produce requests librdkafka re-sent to a broker (from its statistics).
+        Messages librdkafka transmitted again after a failed or unanswered request
+        (from its statistics, refreshed every second; idempotence keeps them from
+        being written twice).
     queue_full
         Times the local queue was full and ``send`` waited for room.
     in_flight
@@ -366,6 +368,7 @@ class TickProducer(_BaseSink):
         self._stats = ProducerStats()
         self._fatal: KafkaError | None = None
         self._dlq_sent = 0
+        self._txmsgs = 0
         if create_topic:
             ensure_topics(
                 self.settings,
@@ -422,9 +425,7 @@ class TickProducer(_BaseSink):
     def _on_stats(self, payload: str) -> None:
         try:
             data = orjson.loads(payload)
-            self._stats.retries = int(
-                sum(b.get("txretries", 0) for b in data.get("brokers", {}).values())
-            )
+            self._txmsgs = int(data.get("txmsgs", 0))
         except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
             pass
 
@@ -541,6 +542,8 @@ class TickProducer(_BaseSink):
         st.in_flight = in_flight
         # Everything in flight is counted as undelivered: exact once nothing is in flight.
         st.delivered = max(0, st.produced - st.failed - in_flight)
+        # Messages transmitted more than once (librdkafka statistics, refreshed every second).
+        st.retries = max(st.retries, self._txmsgs - st.produced - self._dlq_sent)
 
     @property
     def stats(self) -> ProducerStats:

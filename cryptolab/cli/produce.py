@@ -125,7 +125,8 @@ def _source(args: argparse.Namespace, settings: Any) -> Any:
         if args.symbols:
             symbols = int(args.symbols) if args.symbols.strip().isdigit() else [
                 s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-        span = parse_duration(args.span)
+        text = str(args.span).strip().lower()
+        span = 0 if text in ("0", "inf", "none", "endless") else parse_duration(text)
         return SyntheticMarket(symbols=symbols, seed=args.seed, start_ms=args.start_ms,
                                duration_ms=span or None, ticks_per_second=args.tps,
                                random_injections=args.random_injections)
