@@ -618,6 +618,23 @@ class CandleChart:
             fn(self)
 
     # -------------------------------------------------------------------- live
+    @classmethod
+    def live(
+        cls,
+        symbol: str | None = None,
+        interval: str = "1m",
+        *,
+        settings: Settings | None = None,
+        feed: LiveFeed | None = None,
+        **kwargs: Any,
+    ) -> CandleChart:
+        """A chart already attached to the live feed the settings name (see :meth:`attach`).
+
+        ``kwargs`` go to the constructor (``symbols``, ``maxlen``, ``visible_bars``...).
+        """
+        chart = cls(symbol=symbol, interval=interval, **kwargs)
+        return chart.attach(feed, settings=settings)
+
     def attach(
         self,
         feed: LiveFeed | None = None,
