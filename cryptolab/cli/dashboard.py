@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         live = LiveDemo(symbols=args.demo_symbols, speed=args.speed, settings=settings).start()
         settings = live.settings
         symbols = symbols or tuple(synthetic_symbols(args.demo_symbols))
+    elif not settings.redis_url:
+        print("cryptolab dashboard: no Redis configured (--redis / CRYPTOLAB_REDIS_URL): showing "
+              "the store's history without live updates; use --demo for a live market",
+              file=sys.stderr, flush=True)
     store = Store.from_settings(settings)
     store.init()
     feed = open_cache(settings)
