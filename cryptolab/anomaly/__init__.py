@@ -23,22 +23,39 @@ Examples
 
 from __future__ import annotations
 
-from cryptolab.anomaly.detectors import (
-    DETECTORS,
-    SEVERITIES,
-    BaseDetector,
-    Detector,
-    EnsembleDetector,
-    HalfSpaceTreesDetector,
-    RobustZScoreDetector,
-    RuleDetector,
-    Severity,
-    default_detectors,
-    make_detectors,
-    stream_seed,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from cryptolab.anomaly.features import FEATURE_NAMES, FeatureExtractor, Features, candle_features
-from cryptolab.anomaly.scorer import AnomalyScorer, HistoryFn, score_history
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptolab.anomaly.detectors import (
+        DETECTORS,
+        SEVERITIES,
+        BaseDetector,
+        Detector,
+        EnsembleDetector,
+        HalfSpaceTreesDetector,
+        RobustZScoreDetector,
+        RuleDetector,
+        Severity,
+        default_detectors,
+        make_detectors,
+        stream_seed,
+    )
+    from cryptolab.anomaly.scorer import AnomalyScorer, HistoryFn, score_history
+
+# Detectors and the scorer import River (which imports SQLAlchemy, scikit-learn
+# hooks...): they load on first use, so the pure features stay light.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        ("DETECTORS", "SEVERITIES", "BaseDetector", "Detector", "EnsembleDetector",
+         "HalfSpaceTreesDetector", "RobustZScoreDetector", "RuleDetector", "Severity",
+         "default_detectors", "make_detectors", "stream_seed"),
+        "cryptolab.anomaly.detectors",
+    ),
+    **dict.fromkeys(("AnomalyScorer", "HistoryFn", "score_history"), "cryptolab.anomaly.scorer"),
+}
 
 __all__ = [
     "DETECTORS",
@@ -61,3 +78,16 @@ __all__ = [
     "score_history",
     "stream_seed",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cryptolab.anomaly' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

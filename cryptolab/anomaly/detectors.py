@@ -368,6 +368,9 @@ class _RiverDetector(BaseDetector):
         ``learn_one`` of the same sample does not compute it again.
         """
         xs = self._x(x)
+        memo = self._memo
+        if memo is not None and memo[0] == xs:
+            return memo[1]
         score = float(self._filter.score_one(xs))
         self._memo = (xs, score)
         return score
@@ -759,6 +762,28 @@ class EnsembleDetector(BaseDetector):
         self.members: list[BaseDetector] = [
             m.clone(seed=zlib.crc32(f"{seed}|{m.name}".encode())) for m in members
         ]
+        self._shared: set[int] = set()
+
+    def bind(self, siblings: Iterable[BaseDetector]) -> int:
+        """Use ``siblings`` as members where they match (same class, name and parameters).
+
+        :class:`~cryptolab.anomaly.AnomalyScorer` runs each detector of a
+        stream once per candle: an ensemble over ``zscore`` and ``hst`` next to
+        standalone ``zscore`` and ``hst`` detectors reuses their scores
+        instead of keeping private copies. A bound member is learnt by its
+        owner, not by the ensemble, so every detector must be scored before any
+        learns (the scorer does). Returns how many members were bound.
+        """
+        by_name = {d.name: d for d in siblings if d is not self}
+        n = 0
+        for i, m in enumerate(self.members):
+            s = by_name.get(m.name)
+            if (s is not None and type(s) is type(m) and not isinstance(m, EnsembleDetector)
+                    and s.params() == m.params()):
+                self.members[i] = s
+                self._shared.add(i)
+                n += 1
+        return n
 
     def params(self) -> dict[str, Any]:
         """The constructor parameters: fresh (unfitted) clones of the members, and the name."""
@@ -775,9 +800,10 @@ class EnsembleDetector(BaseDetector):
         return SEVERITIES[min(int(score), 3) - 1]
 
     def learn_one(self, x: Mapping[str, float]) -> None:
-        """Every member learns ``x``."""
-        for m in self.members:
-            m.learn_one(x)
+        """Every member learns ``x`` (bound members are learnt by their owner)."""
+        for i, m in enumerate(self.members):
+            if i not in self._shared:
+                m.learn_one(x)
 
 
 #: Detector classes by name.

@@ -27,6 +27,7 @@ import pandas as pd
 
 from cryptolab.anomaly.detectors import (
     BaseDetector,
+    EnsembleDetector,
     RobustZScoreDetector,
     Severity,
     make_detectors,
@@ -64,13 +65,13 @@ class _Stream:
         self.learned += 1
 
     def step(self, candle: Candle) -> tuple[Features, list[tuple[float, Severity | None]]]:
-        """Prequential step: features, then for each detector score, flag, learn."""
+        """Prequential step: features; every detector scores and flags; then every one learns."""
         f = self.features.update(candle)
         out: list[tuple[float, Severity | None]] = []
         for d in self.detectors:
             score = d.score_one(f)
-            sev = d.flag(score)
-            out.append((score, sev))
+            out.append((score, d.flag(score)))
+        for d in self.detectors:
             d.learn_one(f)
         self.last_start = candle.window_start
         self.learned += 1
@@ -148,6 +149,9 @@ class AnomalyScorer:
         dets = [
             d.clone(seed=stream_seed(d.seed, symbol, interval, d.name)) for d in self.detectors
         ]
+        for d in dets:
+            if isinstance(d, EnsembleDetector):
+                d.bind(dets)  # reuse the stream's own zscore/hst instead of private copies
         return _Stream(FeatureExtractor(level_span=self.level_span), dets)
 
     def _stream(self, symbol: str, interval: str, before_ms: int) -> _Stream:

@@ -219,3 +219,15 @@ def test_restart_from_the_embedded_store_gives_the_same_alerts(candles, tmp_path
         assert got == want and len(want) > 0
     finally:
         store.close()
+
+
+def test_ensemble_reuses_the_streams_own_detectors(candles):
+    """Bound to the stream's zscore and hst, the ensemble alerts exactly where both do."""
+    scorer = AnomalyScorer(detectors=default_detectors(seed=0))
+    alerts = scorer.score(candles)
+    for st in scorer._streams.values():
+        by_name = {d.name: d for d in st.detectors}
+        assert [m for m in by_name["ensemble"].members] == [by_name["zscore"], by_name["hst"]]
+    keys_of = {d: {a.key[:3] for a in alerts if a.detector == d} for d in ("zscore", "hst", "ensemble")}
+    assert keys_of["ensemble"] == keys_of["zscore"] & keys_of["hst"]
+    assert keys_of["ensemble"]
