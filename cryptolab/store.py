@@ -141,6 +141,8 @@ _ONE_MS: Final = pd.Timedelta(1, "ms")
 _UTC_MS: Final = pd.DatetimeTZDtype("ms", "UTC")
 _ADVISORY_LOCK_ID: Final = 0x63727970746F6C  # "cryptol"
 _SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+#: PostgreSQL ends a write transaction whose client stays silent inside it this long (ms).
+_PG_IDLE_IN_TXN_MS: Final = 15_000
 
 
 # --------------------------------------------------------------------------- data
@@ -652,7 +654,20 @@ class Store:
         if autocommit:
             kwargs["isolation_level"] = "AUTOCOMMIT"
             kwargs["pool_reset_on_return"] = None
-        return sa.create_engine(self._url, **kwargs)
+        engine = sa.create_engine(self._url, **kwargs)
+        if not autocommit and "options" not in query:
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+                # A writer that stalls inside a transaction (SIGSTOP, a paused VM, a hung
+                # process) must not hold the progress rows locked for ever: the server ends
+                # its transaction, the next owner commits, and the fence refuses the stale
+                # writer when it wakes up.
+                with dbapi_conn.cursor() as cur:
+                    cur.execute(f"SET idle_in_transaction_session_timeout = {_PG_IDLE_IN_TXN_MS}")
+                dbapi_conn.commit()
+
+        return engine
 
     def _sqlite_engine(self) -> Engine:
         database = self._url.database or ""
