@@ -13,17 +13,20 @@ of an uninterrupted run.
 
 =============== ==================================================================
 ``rule``        ``|close - open| / open`` >= 5% (LOW), 7% (MEDIUM), 10% (HIGH)
-``zscore``      robust z-score (rolling median and inter-decile range, :mod:`river.stats`) of the
-                candle's return, body and range; River ``QuantileFilter`` threshold
-``hst``         River ``HalfSpaceTrees`` on min-max scaled features fitted on a
-                warm-up, River ``QuantileFilter`` threshold
+``zscore``      robust z-score of the candle's return, body and range (rolling
+                median and 10%-90% range from :mod:`river.stats`); alert when
+                z >= 12 and above River's ``QuantileFilter`` (q = 0.98)
+``hst``         River ``HalfSpaceTrees`` on the magnitudes of return, body and
+                range, scaled by a warm-up; alert when the score >= 0.9 and
+                above River's ``QuantileFilter`` (q = 0.98)
 ``ensemble``    ``zscore`` and ``hst`` must agree (both flag the candle)
 =============== ==================================================================
 
 The River detectors reset themselves after a regime change detected by
 ``river.drift.ADWIN`` on the candle's log range: the model is rebuilt from the
-samples since the change (never fewer than its warm-up), so it adapts at once
-instead of alerting on a whole new volatility regime.
+last ``3 * warmup`` candles (mostly from the new regime, since ADWIN notices a
+change a few candles after it happens), so it adapts at once instead of
+alerting through a whole new volatility regime.
 
 Examples
 --------

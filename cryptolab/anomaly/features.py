@@ -43,7 +43,6 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any, Final
 
 import numpy as np
@@ -276,13 +275,3 @@ def candle_features(df: pd.DataFrame, *, level_span: int = 30) -> pd.DataFrame:
     out.loc[computed.index, list(FEATURE_NAMES)] = computed[list(FEATURE_NAMES)]
     return out
 
-
-def feature_vector(features: Mapping[str, float], names: tuple[str, ...]) -> list[float]:
-    """The values of ``names`` in ``features`` as a list (missing names are 0.0).
-
-    Examples
-    --------
-    >>> feature_vector({"ret": 0.1, "body": 0.2}, ("body", "range"))
-    [0.2, 0.0]
-    """
-    return [float(features.get(n, 0.0)) for n in names]

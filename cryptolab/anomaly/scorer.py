@@ -103,12 +103,24 @@ class AnomalyScorer:
 
     Notes
     -----
+    Per candle: its features; every detector scores it and flags it; then
+    every detector learns it (prequential: nothing has learnt a candle when it
+    is scored). An :class:`~cryptolab.anomaly.EnsembleDetector` whose members
+    match other detectors of the list is bound to them, so each model runs
+    once per candle.
+
     :meth:`score` expects, per stream, the *first final* version of each
     window in window order. Gap-fill candles are skipped (no features, no
     learning), and so are candles that are not final and windows at or
     before the last one scored (a replay after a restart): so at most one
     alert exists per (symbol, interval, window, detector). Alerts carry
     ``ts_ms = window_end`` (event time), so they are reproducible.
+
+    Restarts are exact when ``history`` returns every final candle of the
+    stream: the store keeps the latest *revision* of a window, so a window
+    revised by late ticks is re-learnt as revised (a difference only for
+    windows that were revised before the restart). When this process stops
+    owning a symbol, or a scored batch is rolled back, call :meth:`forget`.
 
     Examples
     --------
