@@ -253,13 +253,26 @@ def run(args: argparse.Namespace) -> int:
             ):
                 return
 
+    def limited_batches(batches: Iterator[Any]) -> Iterator[Any]:
+        nonlocal n
+        for batch in batches:
+            yield batch
+            n += len(batch.values)
+            progress()
+            if stop.is_set() or (args.duration is not None and time.monotonic() - t0 >= args.duration):
+                return
+
     code = 0
     interrupted = False
     try:
-        ticks = source.iter_ticks(on_reject=sink.dead_letter)
-        if args.ticks is not None:
-            ticks = islice(ticks, args.ticks)
-        sink.send_many(limited(ticks), validated=getattr(source, "validated", False))
+        if hasattr(source, "iter_wire") and not args.rate:
+            # pre-encoded fast path (valid by construction), same bytes as the tick path
+            sink.send_wire(limited_batches(source.iter_wire()), limit=args.ticks)
+        else:
+            ticks = source.iter_ticks(on_reject=sink.dead_letter)
+            if args.ticks is not None:
+                ticks = islice(ticks, args.ticks)
+            sink.send_many(limited(ticks), validated=getattr(source, "validated", False))
     except KeyboardInterrupt:
         interrupted = True
     finally:

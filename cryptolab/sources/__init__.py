@@ -40,7 +40,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import Any, Final, Literal, NamedTuple, Protocol, runtime_checkable
 
 from cryptolab.errors import ValidationError
 from cryptolab.models import Tick
@@ -51,6 +51,7 @@ __all__ = [
     "Rejected",
     "Source",
     "SourceStats",
+    "WireBatch",
     "handle_reject",
     "loads_lenient",
     "make_source",
@@ -106,6 +107,19 @@ class Rejected:
 
 
 RejectHandler = Callable[[Rejected], None]
+
+
+class WireBatch(NamedTuple):
+    """Pre-encoded, already valid records: Kafka keys, wire values and event times (ms).
+
+    Produced by sources that can encode in bulk (:meth:`SyntheticMarket.iter_wire
+    <cryptolab.sources.synthetic.SyntheticMarket.iter_wire>`); the values are
+    byte-identical to :func:`~cryptolab.models.encode_tick` of the same ticks.
+    """
+
+    keys: list[bytes]
+    values: list[bytes]
+    timestamps: list[int]
 
 
 @runtime_checkable

@@ -54,12 +54,12 @@ import numpy as np
 import orjson
 
 from cryptolab.errors import ValidationError
-from cryptolab.models import MAX_TS_MS, MIN_TS_MS, Tick, validate_symbol
+from cryptolab.models import MAX_TS_MS, MIN_TS_MS, WIRE_VERSION, Tick, validate_symbol
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from cryptolab.sources import RejectHandler
+    from cryptolab.sources import RejectHandler, WireBatch
 
 __all__ = ["DEFAULT_SYMBOLS", "Injection", "SyntheticMarket", "labels_path", "synthetic_symbols"]
 
@@ -99,21 +99,20 @@ def synthetic_symbols(count: int) -> list[str]:
 def labels_path(data_path: str | Path) -> Path:
     """Where the labels of a data file go: ``ticks.jsonl`` -> ``ticks.labels.json``.
 
-    A path already ending in ``.labels.json`` is returned unchanged.
+    A path that already ends in ``.json`` is taken as the labels file itself.
 
     Examples
     --------
     >>> labels_path("out/ticks.jsonl").as_posix()
     'out/ticks.labels.json'
-    >>> labels_path("out/truth.labels.json").as_posix()
-    'out/truth.labels.json'
+    >>> labels_path("out/truth.json").as_posix()
+    'out/truth.json'
     """
     p = Path(data_path)
-    if p.name.endswith(".labels.json"):
+    if p.name.endswith(".json"):
         return p
-    return p.with_name(p.name.split(".", 1)[0] + ".labels.json") if "." in p.name[1:] else p.with_name(
-        p.name + ".labels.json"
-    )
+    stem = p.name.split(".", 1)[0] if "." in p.name[1:] else p.name
+    return p.with_name(stem + ".labels.json")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -337,7 +336,7 @@ class SyntheticMarket:
         """Write :attr:`labels` as a JSON list next to the data file at ``path``.
 
         ``ticks.jsonl`` gives ``ticks.labels.json``; a path that already ends in
-        ``.labels.json`` is written as is. Returns the path written.
+        ``.json`` is written as is. Returns the path written.
         """
         out = labels_path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -370,6 +369,42 @@ class SyntheticMarket:
 
     def __iter__(self) -> Iterator[Tick]:
         return self.iter_ticks()
+
+    def iter_wire(self) -> Iterator[WireBatch]:
+        """Yield the same ticks as :meth:`iter_ticks`, pre-encoded, one block at a time.
+
+        Each :class:`~cryptolab.sources.WireBatch` holds Kafka keys (the symbol),
+        wire values byte-identical to :func:`~cryptolab.models.encode_tick` and
+        event times. Skipping the :class:`~cryptolab.models.Tick` objects makes
+        this about three times faster; the producer uses it for
+        ``send_many(market)``.
+
+        Examples
+        --------
+        >>> from cryptolab.models import encode_tick
+        >>> m = SyntheticMarket(symbols=2, seed=1, duration_ms=10_000)
+        >>> batch = next(m.iter_wire())
+        >>> batch.values == [encode_tick(t) for t in m.iter_ticks()]
+        True
+        """
+        from cryptolab.sources import WireBatch
+
+        names = self.symbols
+        keys_of = [s.encode() for s in names]
+        dumps = orjson.dumps
+        version = WIRE_VERSION
+        for chunk in self._chunks():
+            idx = chunk.sym.tolist()
+            ts = chunk.ts.tolist()
+            values = [
+                dumps({"v": version, "symbol": names[i], "ts": t, "price": p, "size": z,
+                       "source": "synthetic", "trade_id": str(n)})
+                for i, t, p, z, n in zip(
+                    idx, ts, chunk.price.tolist(), chunk.size.tolist(), chunk.trade_no.tolist(),
+                    strict=True,
+                )
+            ]
+            yield WireBatch([keys_of[i] for i in idx], values, ts)
 
     def to_frame(self) -> pd.DataFrame:
         """All ticks as a DataFrame (``symbol, ts_ms, price, size, source, trade_id``).

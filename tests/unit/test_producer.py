@@ -191,3 +191,27 @@ def test_stats_as_dict():
     s = ProducerStats(produced=3)
     s.rejected_by_field["price"] += 1
     assert s.as_dict()["produced"] == 3 and s.as_dict()["rejected_by_field"] == {"price": 1}
+
+
+def test_wire_fast_path_keys_timestamps_and_bytes(topic):
+    market = SyntheticMarket(symbols=4, seed=23, duration_ms=90_000)
+    ticks = list(market.iter_ticks())
+    with TickProducer(EMBEDDED, topic=topic) as p:
+        n = p.send_wire(market.iter_wire(), limit=1000)
+    assert n == 1000 and p.stats.delivered == 1000
+    msgs = consume_all(EMBEDDED, topic, 1000)
+    want = {encode_tick(t): t for t in ticks[:1000]}
+    assert len(msgs) == 1000
+    for m in msgs:
+        t = want[m.value()]
+        assert m.key() == t.symbol.encode() and m.timestamp() == (TIMESTAMP_CREATE_TIME, t.ts_ms)
+
+
+def test_send_many_of_a_market_uses_the_wire_path_with_identical_bytes(tmp_path):
+    market = SyntheticMarket(symbols=3, seed=29, duration_ms=60_000)
+    with JsonlSink(tmp_path / "fast.jsonl") as fast:
+        fast.send_many(market)  # iter_wire
+    with JsonlSink(tmp_path / "slow.jsonl") as slow:
+        slow.send_many(market.iter_ticks())  # Tick objects, validated
+    assert (tmp_path / "fast.jsonl").read_bytes() == (tmp_path / "slow.jsonl").read_bytes()
+    assert fast.stats.produced == slow.stats.produced == len(market.to_frame())

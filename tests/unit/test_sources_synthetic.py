@@ -116,6 +116,8 @@ def test_write_labels_next_to_the_data(tmp_path):
     assert out == tmp_path / "ticks.labels.json"
     assert json.loads(out.read_text()) == m.labels
     assert labels_path(tmp_path / "x.labels.json") == tmp_path / "x.labels.json"
+    assert labels_path(tmp_path / "truth.json") == tmp_path / "truth.json"
+    assert labels_path(tmp_path / "ticks.csv.gz") == tmp_path / "ticks.labels.json"
 
 
 def test_bad_arguments_are_clear_errors():
