@@ -218,6 +218,8 @@ class CandlePipeline:
     # ------------------------------------------------------------- rebalance
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
+        if self.scorer is not None:
+            self.scorer.forget()
         ids = [tp.partition for tp in partitions]
         progress = self._retry_store(lambda: self.store.load_progress(self.group, self.topic, ids))
         for tp in partitions:
@@ -237,8 +239,21 @@ class CandlePipeline:
         for tp in partitions:
             self._owned.pop(tp.partition, None)
             self.aggregator.forget(tp.partition)
+        self._forget_scored()
+        if self.scorer is not None:
+            # detector state of those streams is stale once another member owns them; streams
+            # still owned re-learn from the store on their next candle, exactly
+            self.scorer.forget()
         log.info("revoked partitions %s", [tp.partition for tp in partitions])
         consumer.unassign()
+
+    def _forget_scored(self) -> None:
+        """Drop the scorer's per-stream models: another member may score these streams next, so
+        they must re-learn from the store when they come back (else alerts differ from an
+        uninterrupted run)."""
+        forget = getattr(self.scorer, "forget", None)
+        if forget is not None:
+            forget()
 
     # ------------------------------------------------------------------ store
     def _retry_store(self, fn: Callable[[], Any]) -> Any:
@@ -499,8 +514,11 @@ class CandlePipeline:
             )
         except FencedError as exc:
             self.stats.fenced += 1
+            if self.scorer is not None:
+                self.scorer.forget()  # it learnt candles that were not committed
             log.warning("fenced (%s): another member owns these partitions now; resyncing", exc)
             self._late_pending = []
+            self._forget_scored()  # this batch was scored but never committed
             self._resync(list(dirty))
             return
         self._late_pending = []
