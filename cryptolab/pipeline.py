@@ -218,8 +218,7 @@ class CandlePipeline:
     # ------------------------------------------------------------- rebalance
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.rebalances += 1
-        if self.scorer is not None:
-            self.scorer.forget()
+        self._forget_scored()
         ids = [tp.partition for tp in partitions]
         progress = self._retry_store(lambda: self.store.load_progress(self.group, self.topic, ids))
         for tp in partitions:
@@ -240,10 +239,6 @@ class CandlePipeline:
             self._owned.pop(tp.partition, None)
             self.aggregator.forget(tp.partition)
         self._forget_scored()
-        if self.scorer is not None:
-            # detector state of those streams is stale once another member owns them; streams
-            # still owned re-learn from the store on their next candle, exactly
-            self.scorer.forget()
         log.info("revoked partitions %s", [tp.partition for tp in partitions])
         consumer.unassign()
 
@@ -514,8 +509,6 @@ class CandlePipeline:
             )
         except FencedError as exc:
             self.stats.fenced += 1
-            if self.scorer is not None:
-                self.scorer.forget()  # it learnt candles that were not committed
             log.warning("fenced (%s): another member owns these partitions now; resyncing", exc)
             self._late_pending = []
             self._forget_scored()  # this batch was scored but never committed
