@@ -192,8 +192,8 @@ class LiveFeed:
         return self.delivered
 
 
-def records_in_topic(settings: Settings) -> int:
-    """How many records the topic holds (sum of high - low watermarks over its partitions)."""
+def end_offsets(settings: Settings) -> dict[int, int]:
+    """High watermark of every partition of the tick topic."""
     from confluent_kafka import Consumer, TopicPartition
 
     from cryptolab.kafka import consumer_config
@@ -201,13 +201,15 @@ def records_in_topic(settings: Settings) -> int:
     consumer = Consumer(consumer_config(settings, f"count-{uuid.uuid4().hex[:6]}"))
     try:
         parts = consumer.list_topics(settings.topic, timeout=30).topics[settings.topic].partitions
-        total = 0
-        for p in parts:
-            low, high = consumer.get_watermark_offsets(TopicPartition(settings.topic, p), timeout=30)
-            total += high - low
-        return total
+        return {p: consumer.get_watermark_offsets(TopicPartition(settings.topic, p), timeout=30)[1]
+                for p in parts}
     finally:
         consumer.close()
+
+
+def records_in_topic(settings: Settings) -> int:
+    """How many records the tick topic holds (its partitions start at offset 0: never compacted)."""
+    return sum(end_offsets(settings).values())
 
 
 def candles_frame(store: Store) -> pd.DataFrame:
@@ -296,6 +298,88 @@ def new_topic(settings: Settings, prefix: str = "faults") -> Settings:
     s = replace(settings, topic=topic, partitions=3)
     ensure_topics(s, {topic: 3, topic + ".dlq": 1, topic + ".late": 1, "alerts": 1})
     return s
+
+
+def partition_offsets(store: Store, group: str, topic: str) -> dict[int, int] | None:
+    """Stored next offset per partition (``None`` while the store is unreadable)."""
+    from cryptolab.errors import StoreError
+
+    try:
+        return {p: pr.offset for p, pr in store.load_progress(group, topic).items()}
+    except StoreError:
+        return None
+
+
+def time_to_progress_all(store: Store, group: str, topic: str, *, partitions: Sequence[int],
+                         ends: dict[int, int] | None = None,
+                         timeout: float = 3 * RECOVERY_LIMIT_S) -> float | None:
+    """Seconds until *every* partition has committed again (or reached its end offset).
+
+    This is the recovery time after a fault: the pipeline has recovered once all
+    of its partitions move again, not when the first one does.
+    """
+    t0 = time.monotonic()
+    start = partition_offsets(store, group, topic)
+    while start is None and time.monotonic() - t0 < timeout:
+        time.sleep(0.05)
+        start = partition_offsets(store, group, topic)
+    if start is None:
+        return None
+    waiting = {p for p in partitions if not (ends and start.get(p, 0) >= ends.get(p, 1 << 62))}
+
+    def moved() -> bool:
+        now = partition_offsets(store, group, topic)
+        if now is None:
+            return False
+        for p in list(waiting):
+            if now.get(p, 0) > start.get(p, 0) or (ends and now.get(p, 0) >= ends.get(p, 1 << 62)):
+                waiting.discard(p)
+        return not waiting
+
+    if wait_until(moved, timeout - (time.monotonic() - t0), interval=0.05):
+        return round(time.monotonic() - t0, 2)
+    return None
+
+
+class ProgressMonitor:
+    """Samples a group's stored offsets per partition in a thread and measures stalls.
+
+    While a live feed runs, every partition should commit again and again; the
+    longest time one partition goes without a commit around a fault is how long
+    the pipeline took to recover from it (rebalance pauses included).
+    """
+
+    def __init__(self, store: Store, group: str, topic: str, *, interval: float = 0.05) -> None:
+        self.store, self.group, self.topic, self.interval = store, group, topic, interval
+        self.changes: dict[int, list[float]] = {}
+        self._last: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress-monitor", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            now = partition_offsets(self.store, self.group, self.topic)
+            t = time.monotonic()
+            for p, off in (now or {}).items():
+                if off != self._last.get(p):
+                    self._last[p] = off
+                    self.changes.setdefault(p, []).append(t)
+
+    def __enter__(self) -> ProgressMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def longest_stall(self, start: float, end: float) -> float:
+        """Longest time (s) any partition went without a commit within ``[start, end]``."""
+        worst = 0.0
+        for times in self.changes.values():
+            inside = [start] + [t for t in times if start < t < end] + [end]
+            worst = max(worst, max(b - a for a, b in zip(inside, inside[1:], strict=False)))
+        return round(worst, 2)
 
 
 # --------------------------------------------------------------------------- consumers

@@ -30,10 +30,11 @@ from harness import (
     candles_frame,
     committed,
     consumers,
+    end_offsets,
     finish,
     new_topic,
     records_in_topic,
-    time_to_progress,
+    time_to_progress_all,
     unavailable,
     wait_progress,
     wait_until,
@@ -47,6 +48,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults,
 
 #: Seconds a service stays down (on top of the time it takes to stop and to start).
 HOLD_S = 3.0
+#: Partitions of every fault topic.
+PARTITIONS = (0, 1, 2)
 #: Seconds the live feed takes to produce the whole stream.
 FEED_S = 25.0
 
@@ -79,7 +82,7 @@ def test_postgres_stopped_and_restarted_mid_stream(
         assert c.alive(), f"the consumer died while PostgreSQL was down:\n{c.output[-3000:]}"
         fig.extra["start_s"] = round(services_control.start("postgres"), 2)
         before = max(at_fault, _committed_when_up(store, group, s.topic))
-        rec = time_to_progress(store, group, s.topic, beyond=before)
+        rec = time_to_progress_all(store, group, s.topic, partitions=PARTITIONS, ends=end_offsets(s))
         assert rec is not None, f"no commit within {3 * RECOVERY_LIMIT_S}s of PostgreSQL returning"
         fig.recovery_s.append(rec)
         assert c.wait(300) == 0, c.output[-3000:]
@@ -188,8 +191,7 @@ def test_kafka_broker_stopped_and_restarted_while_producing_and_consuming(
         time.sleep(HOLD_S)
         assert c.alive(), f"the consumer died while Kafka was down:\n{c.output[-3000:]}"
         fig.extra["start_s"] = round(services_control.start("kafka"), 2)
-        before = committed(store, group, s.topic)
-        rec = time_to_progress(store, group, s.topic, beyond=before)
+        rec = time_to_progress_all(store, group, s.topic, partitions=PARTITIONS)
         assert rec is not None, f"no commit within {3 * RECOVERY_LIMIT_S}s of Kafka returning"
         fig.recovery_s.append(rec)
         assert feed.join() == n
