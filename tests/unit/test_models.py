@@ -242,7 +242,7 @@ def test_wrong_type_is_named(key: str, value: object) -> None:
     st.one_of(
         st.floats(max_value=0.0),
         st.floats(min_value=MAX_PRICE),
-        st.integers(max_value=0),
+        st.integers(min_value=-(2**63), max_value=0),
         st.integers(min_value=int(MAX_PRICE), max_value=2**63 - 1),
     ),
 )
