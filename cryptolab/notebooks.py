@@ -265,16 +265,22 @@ def _inline_bokehjs(body: str) -> str:
     return body[:at] + "\n" + scripts + "\n" + body[at:]
 
 
-def notebook_to_html(notebook: Any, path: str | Path, *, self_contained: bool = True) -> Path:
+def notebook_to_html(
+    notebook: Any, path: str | Path, *, self_contained: bool = True, hide_code: bool = False
+) -> Path:
     """Render an executed notebook (a ``NotebookNode`` or a path) to HTML with nbconvert.
 
     With ``self_contained`` (the default), pages with Bokeh charts carry BokehJS
-    inline, so they open anywhere, offline included.
+    inline, so they open anywhere, offline included. ``hide_code`` leaves the
+    code cells out (outputs, markdown and tracebacks stay): a report.
     """
     from nbconvert import HTMLExporter
 
     nb = _read(notebook) if isinstance(notebook, str | Path) else notebook
-    body, _resources = HTMLExporter().from_notebook_node(nb)  # type: ignore[no-untyped-call]
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+        exclude_input=hide_code, exclude_input_prompt=hide_code, exclude_output_prompt=hide_code
+    )
+    body, _resources = exporter.from_notebook_node(nb)
     if self_contained and any(
         _BOKEH_MARKER in o.get("data", {}) for c in nb.cells for o in c.get("outputs", [])
     ):
@@ -301,6 +307,7 @@ def run_notebook(
     timeout: float | None = 600.0,
     name: str | None = None,
     html: bool = True,
+    hide_code: bool = False,
     cwd: str | Path | None = None,
 ) -> NotebookRun:
     """Execute a notebook with papermill after validating its parameters.
@@ -321,6 +328,8 @@ def run_notebook(
         Output file stem (default: the notebook's).
     html
         Also render HTML.
+    hide_code
+        Leave code cells out of the HTML (a report: outputs and markdown only).
     cwd
         Working directory of the kernel (default: the current one, so relative
         settings such as ``CRYPTOLAB_DATA_DIR=.cryptolab`` mean the same in the
@@ -376,7 +385,7 @@ def run_notebook(
     html_path: Path | None = None
     if html and out_nb.exists():
         try:
-            html_path = notebook_to_html(out_nb, out_html)
+            html_path = notebook_to_html(out_nb, out_html, hide_code=hide_code)
         except Exception as exc:  # the run's own result matters more
             log.warning("HTML export of %s failed: %s", out_nb, exc)
     if failure is not None:
@@ -443,7 +452,8 @@ def render_report(
     """Render the market report of a store to HTML; return the HTML path.
 
     Executes ``notebooks/reports/market_report.ipynb`` with papermill and
-    writes ``<out_dir>/market_report.ipynb`` and ``<out_dir>/market_report.html``.
+    writes ``<out_dir>/market_report.ipynb`` and ``<out_dir>/market_report.html``
+    (outputs only, BokehJS inline).
 
     Parameters
     ----------
@@ -473,7 +483,8 @@ def render_report(
         "store_url": store_url, "symbols": list(symbols) if symbols else None,
         "interval": interval, "start": _iso(start), "end": _iso(end), "sample": False,
     }
-    run = run_notebook(REPORT_NOTEBOOK, params, output_dir=out_dir, timeout=timeout, name=name)
+    run = run_notebook(REPORT_NOTEBOOK, params, output_dir=out_dir, timeout=timeout, name=name,
+                       hide_code=True)
     if run.html is None:  # pragma: no cover - HTML export failed and was logged
         raise NotebookError(f"the report ran but its HTML could not be written ({run.output})")
     return run.html

@@ -12,6 +12,7 @@ the outputs go::
     timeout = 900                      # seconds any one cell may run (default 600)
     kernel = "python3"
     enabled = true
+    hide_code = true                   # HTML without code cells (default true: a report)
 
     [parameters]
     interval = "1m"
@@ -84,7 +85,7 @@ RUN_LOG: Final = "runs.jsonl"
 
 _KEYS: Final = frozenset({
     "description", "cron", "timezone", "notebook", "output_dir", "timeout", "kernel",
-    "enabled", "parameters",
+    "enabled", "hide_code", "parameters",
 })
 _TEMPLATE: Final = re.compile(r"\{\s*scheduled\s*(?:([+-])\s*(\d+\s*(?:ms|s|m|h|d|w)))?\s*\}")
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -120,6 +121,7 @@ class Pipeline:
     timeout: float | None = 600.0
     kernel: str = "python3"
     enabled: bool = True
+    hide_code: bool = True
 
     def render_parameters(self, scheduled_ms: int) -> dict[str, Any]:
         """The notebook parameters for a run scheduled at ``scheduled_ms`` (templates filled in)."""
@@ -192,8 +194,10 @@ def load_pipeline(
                                 or timeout <= 0):
         raise ConfigError(f"{where}: timeout must be a positive number of seconds, got {timeout!r}")
     enabled = raw.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"{where}: enabled must be true or false, got {enabled!r}")
+    hide_code = raw.get("hide_code", True)
+    for key, flag in (("enabled", enabled), ("hide_code", hide_code)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {flag!r}")
     root = _project_root(p)
     notebook = Path(raw["notebook"])
     notebook = notebook if notebook.is_absolute() else root / notebook
@@ -210,7 +214,7 @@ def load_pipeline(
         name=name, path=p.resolve(), cron=cron, notebook=notebook, output_dir=out,
         parameters=dict(params), description=str(raw.get("description", "")), timezone=str(tz),
         timeout=float(timeout) if timeout is not None else None,
-        kernel=str(raw.get("kernel", "python3")), enabled=enabled,
+        kernel=str(raw.get("kernel", "python3")), enabled=enabled, hide_code=hide_code,
     )
     if check_notebook:
         from cryptolab.notebooks import validate_parameters
@@ -327,7 +331,8 @@ def run_pipeline(
                        notebook=str(pipeline.notebook))
     try:
         run = run_notebook(pipeline.notebook, params, output_dir=pipeline.output_dir,
-                           kernel=pipeline.kernel, timeout=pipeline.timeout, name=run_id)
+                           kernel=pipeline.kernel, timeout=pipeline.timeout, name=run_id,
+                           hide_code=pipeline.hide_code)
         record.status = "ok"
         record.output, record.html = str(run.output), str(run.html) if run.html else None
     except NotebookRunError as exc:
