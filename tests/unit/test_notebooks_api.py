@@ -96,10 +96,10 @@ def test_a_run_injects_parameters_and_writes_ipynb_and_html(tmp_path: Path) -> N
     assert "xxxx ['z']" in printed
     assert "xxxx" in run.html.read_text(encoding="utf-8")
     assert run.parameters == {"count": 4, "names": ["z"]}
-    assert "jp-InputArea" in run.html.read_text(encoding="utf-8")  # code cells shown
+    assert "hl-ipython3" in run.html.read_text(encoding="utf-8")  # code cells shown
     report = notebook_to_html(run.output, tmp_path / "report.html", hide_code=True)
     page = report.read_text(encoding="utf-8")
-    assert "xxxx" in page and "jp-InputArea" not in page  # outputs only
+    assert "xxxx" in page and "hl-ipython3" not in page  # outputs only
 
 
 def test_a_failing_cell_is_named_by_its_index_in_the_source_notebook(tmp_path: Path) -> None:
