@@ -44,10 +44,17 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
+from itertools import repeat
+from operator import add as _fadd
+from operator import itemgetter
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from cryptolab.models import Candle, Tick, interval_name, parse_interval
@@ -58,6 +65,10 @@ __all__ = ["CandleAggregator", "Emission", "state_from_bytes", "state_to_bytes"]
 _O, _H, _L, _C, _V, _PV, _N, _FT, _LT, _HT, _LWT, _REV, _SIZED, _CLOSED, _DIRTY, _SNAP = range(16)
 
 _NEG_INF: Final = -(2**62)
+_POS_INF: Final = np.iinfo(np.int64).max
+#: Batches (and chunks between window closes) shorter than this go through add() tick by tick.
+_VECTOR_MIN = 256
+_first_key = itemgetter(0)
 STATE_VERSION: Final = 1
 
 
@@ -98,6 +109,43 @@ class _Partition:
         self.last_close: list[dict[str, tuple[int, float]]] = [{} for _ in range(n_intervals)]
 
 
+
+def _sequential_sums(
+    values: npt.NDArray[np.float64],
+    starts: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.int64],
+    init: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Per group, ``init`` plus the group's rows added one after the other, in order.
+
+    ``values`` holds the groups' rows back to back (group ``g`` is
+    ``values[starts[g]:starts[g] + lengths[g]]``); the result has one row per group,
+    rounded exactly as a ``+=`` loop would round it (not pairwise, as ``np.sum`` may).
+
+    Examples
+    --------
+    >>> v = np.array([[0.1, 1.0], [0.2, 2.0], [0.3, 3.0]])
+    >>> _sequential_sums(v, np.array([0, 1]), np.array([1, 2]), np.array([[-0.0, -0.0], [1.0, 0.0]])).tolist()
+    [[0.1, 1.0], [1.5, 5.0]]
+    """
+    n_groups = int(starts.shape[0])
+    longest = int(lengths.max()) if n_groups else 0
+    if (longest + 1) * n_groups <= 4 * values.shape[0] + 4096:
+        # One row per position in the group, groups side by side: reducing over the
+        # first (slow) axis adds row after row, never pairwise.
+        grid = np.full((longest + 1, n_groups, values.shape[1]), -0.0)
+        grid[0] = init
+        group = np.repeat(np.arange(n_groups), lengths)
+        grid[np.arange(values.shape[0]) - starts[group] + 1, group] = values
+        out: npt.NDArray[np.float64] = np.add.reduce(grid, axis=0, initial=-0.0)
+        return out
+    out = init.copy()  # a few long groups among many short ones: one pass per group
+    for g, (s, n) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+        for col in range(values.shape[1]):
+            out[g, col] = reduce(_fadd, values[s : s + n, col].tolist(), out[g, col].item())
+    return out
+
+
 class CandleAggregator:
     """Streaming OHLCV candles over event-time tumbling windows, per partition.
 
@@ -132,6 +180,7 @@ class CandleAggregator:
         self.allowed_lateness_ms = int(allowed_lateness_ms)
         self.gap_fill = gap_fill
         self.max_gap_fill = max_gap_fill
+        self._grain = math.gcd(*ms) if ms else 1  # every window end is a multiple of this
         self._parts: dict[int, _Partition] = {}
         self._dirty: list[tuple[int, int, int, str, list[Any]]] = []
         self._first_finals: list[Candle] = []
@@ -223,6 +272,262 @@ class CandleAggregator:
             if not add(t.symbol, t.ts_ms, t.price, t.size, partition):
                 late.append(t)
         return late
+
+    # ------------------------------------------------------------ columnar ingest
+    def add_columns(
+        self,
+        codes: npt.ArrayLike,
+        symbols: Sequence[str],
+        ts: npt.ArrayLike,
+        price: npt.ArrayLike,
+        size: npt.ArrayLike,
+        partition: int = 0,
+    ) -> npt.NDArray[np.bool_]:
+        """Fold a batch of one partition's ticks, given as columns, in arrival order.
+
+        The outcome is exactly that of calling :meth:`add` for each tick in turn:
+        the same candles to the last bit (volume and VWAP are still summed
+        sequentially in arrival order), the same too-late ticks, the same windows
+        closed at the same ticks and the same emission order. Large batches are
+        folded with numpy between the ticks at which the watermark crosses a window
+        boundary; small ones simply go through :meth:`add`.
+
+        Parameters
+        ----------
+        codes
+            Per tick, the index of its symbol in ``symbols``.
+        symbols
+            The symbols, indexed by ``codes``.
+        ts
+            Event times (epoch ms).
+        price
+            Prices.
+        size
+            Sizes, NaN (or ``None``) where a tick has none.
+        partition
+            The partition every tick of the batch comes from.
+
+        Returns
+        -------
+        numpy.ndarray
+            Boolean mask of the ticks that were too late (those for which
+            :meth:`add` returns ``False``).
+
+        Examples
+        --------
+        >>> agg = CandleAggregator(intervals="1m", out_of_orderness_ms=0)
+        >>> t0 = 1_700_000_040_000
+        >>> late = agg.add_columns([0, 1, 0], ["BTC-USD", "ETH-USD"], [t0, t0 + 1_000, t0 + 61_000],
+        ...                        [10.0, 20.0, 11.0], [1.0, None, 2.0])
+        >>> late.tolist()
+        [False, False, False]
+        >>> [(c.symbol, c.open, c.vwap) for c in agg.drain().finals]
+        [('BTC-USD', 10.0, 10.0), ('ETH-USD', 20.0, None)]
+        """
+        c = np.asarray(codes, dtype=np.int64)
+        t = np.asarray(ts, dtype=np.int64)
+        pr = np.asarray(price, dtype=np.float64)
+        sz = np.asarray(size, dtype=np.float64)
+        n = int(t.shape[0])
+        if not c.shape[0] == pr.shape[0] == sz.shape[0] == n:
+            raise ValueError("codes, ts, price and size must have the same length")
+        late = np.zeros(n, dtype=bool)
+        if n == 0:
+            return late
+        if n < _VECTOR_MIN:
+            self._add_rows(c, symbols, t, pr, sz, 0, n, partition, late)
+            return late
+        p = self._parts.get(partition)
+        if p is None:
+            p = self._parts[partition] = _Partition(len(self.interval_ms))
+        # The watermark before and after each tick, moved exactly as add() moves it:
+        # only a tick beyond the largest event time seen so far can raise it.
+        run_max = np.maximum.accumulate(t)
+        np.maximum(run_max, p.max_ts, out=run_max)
+        prev_max = np.empty_like(run_max)
+        prev_max[0] = p.max_ts
+        prev_max[1:] = run_max[:-1]
+        wm_after = np.where(t > prev_max, t - self.out_of_orderness_ms, _NEG_INF)
+        np.maximum.accumulate(wm_after, out=wm_after)
+        np.maximum(wm_after, p.wm, out=wm_after)
+        wm_before = np.empty_like(wm_after)
+        wm_before[0] = p.wm
+        wm_before[1:] = wm_after[:-1]
+        # Every window end is a multiple of the grain: windows can only close at a tick
+        # where the watermark crosses one, so between two such ticks nothing closes.
+        grain = self._grain
+        crossing = np.flatnonzero(wm_after // grain > wm_before // grain).tolist()
+        ends = crossing if crossing and crossing[-1] == n - 1 else [*crossing, n - 1]
+        crosses = set(crossing)
+        a = 0
+        for e in ends:
+            b = e + 1
+            if b - a < _VECTOR_MIN:
+                self._add_rows(c, symbols, t, pr, sz, a, b, partition, late)
+            else:
+                self._fold(p, partition, c[a:b], symbols, t[a:b], pr[a:b], sz[a:b], wm_before[a:b], late[a:b])
+                mx = int(run_max[e])
+                if mx > p.max_ts:
+                    p.max_ts = mx
+                wm = int(wm_after[e])
+                if wm > p.wm:
+                    p.wm = wm
+                if e in crosses:
+                    self._close(partition, p)
+            a = b
+        return late
+
+    def _add_rows(
+        self,
+        c: npt.NDArray[np.int64],
+        symbols: Sequence[str],
+        t: npt.NDArray[np.int64],
+        pr: npt.NDArray[np.float64],
+        sz: npt.NDArray[np.float64],
+        a: int,
+        b: int,
+        partition: int,
+        late: npt.NDArray[np.bool_],
+    ) -> None:
+        """:meth:`add` for rows ``a:b`` of a columnar batch."""
+        add = self.add
+        for i, code, ts, price, size in zip(
+            range(a, b), c[a:b].tolist(), t[a:b].tolist(), pr[a:b].tolist(), sz[a:b].tolist(), strict=True
+        ):
+            if not add(symbols[code], ts, price, None if size != size else size, partition):
+                late[i] = True
+
+    def _fold(
+        self,
+        p: _Partition,
+        partition: int,
+        c: npt.NDArray[np.int64],
+        symbols: Sequence[str],
+        t: npt.NDArray[np.int64],
+        pr: npt.NDArray[np.float64],
+        sz: npt.NDArray[np.float64],
+        wm_before: npt.NDArray[np.int64],
+        late: npt.NDArray[np.bool_],
+    ) -> None:
+        """Fold ticks during which no window closes (a chunk of :meth:`add_columns`).
+
+        ``late`` is the chunk's slice of the result mask (written through).
+        """
+        n_iv = len(self.interval_ms)
+        lateness = self.allowed_lateness_ms
+        sized = ~np.isnan(sz)
+        flows = np.empty((t.shape[0], 2))  # per tick: volume and price x volume
+        np.copyto(flows[:, 0], np.where(sized, sz, 0.0))
+        np.multiply(pr, flows[:, 0], out=flows[:, 1])
+        wm0 = int(wm_before[0])  # a window is closed for all of the chunk's ticks or for none
+        in_order = bool((t[1:] >= t[:-1]).all())
+        by_symbol = np.argsort(c, kind="stable") if in_order else None
+        groups: list[tuple[Any, ...]] = []
+        sums: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
+        for k, iv in enumerate(self.interval_ms):
+            ws = t - t % iv
+            we = ws + iv
+            closed = we <= wm0
+            keep: npt.NDArray[np.bool_] | None = None
+            if closed.any():
+                too_late = closed & (wm_before >= we + lateness)
+                if too_late.any():
+                    late |= too_late
+                    keep = ~too_late
+            if by_symbol is not None:
+                order = by_symbol if keep is None else by_symbol[keep[by_symbol]]
+            else:
+                slot = (ws - ws.min()) // iv
+                key = c * (int(slot.max()) + 1) + slot
+                if keep is None:
+                    order = np.argsort(key, kind="stable")
+                else:
+                    idx = np.flatnonzero(keep)
+                    order = idx[np.argsort(key[idx], kind="stable")]
+            m = int(order.shape[0])
+            if m == 0:
+                sums.append((flows[:0], order, order))
+                continue
+            c_s, ws_s, t_s, p_s = c[order], ws[order], t[order], pr[order]
+            change = np.empty(m, dtype=bool)
+            change[0] = True
+            np.not_equal(c_s[1:], c_s[:-1], out=change[1:])
+            change[1:] |= ws_s[1:] != ws_s[:-1]
+            starts = np.flatnonzero(change)
+            lengths = np.diff(np.append(starts, m))
+            rep = np.repeat(np.arange(starts.shape[0]), lengths)
+            pos = np.arange(m)
+            first_ts = np.minimum.reduceat(t_s, starts)
+            last_ts = np.maximum.reduceat(t_s, starts)
+            open_i = np.minimum.reduceat(np.where(t_s == first_ts[rep], pos, m), starts)
+            close_i = np.maximum.reduceat(np.where(t_s == last_ts[rep], pos, -1), starts)
+            high = np.maximum.reduceat(p_s, starts)
+            low = np.minimum.reduceat(p_s, starts)
+            high_ts = np.minimum.reduceat(np.where(p_s == high[rep], t_s, _POS_INF), starts)
+            low_ts = np.minimum.reduceat(np.where(p_s == low[rep], t_s, _POS_INF), starts)
+            any_sized = np.logical_or.reduceat(sized[order], starts)
+            sums.append((flows[order], starts, lengths))
+            groups.extend(
+                zip(
+                    (order[starts] * n_iv + k).tolist(), repeat(k), range(starts.shape[0]),
+                    c_s[starts].tolist(), ws_s[starts].tolist(), lengths.tolist(), p_s[open_i].tolist(),
+                    high.tolist(), low.tolist(), p_s[close_i].tolist(), first_ts.tolist(),
+                    last_ts.tolist(), high_ts.tolist(), low_ts.tolist(), any_sized.tolist(),
+                    strict=False,
+                )
+            )
+        # Apply in the order add() would have met them: by first tick, then interval.
+        groups.sort(key=_first_key)
+        dirty = self._dirty
+        windows = p.windows
+        ivs = self.interval_ms
+        accs: list[list[list[Any]]] = [[[]] * len(s[1]) for s in sums]
+        inits = [np.full((len(s[1]), 2), -0.0) for s in sums]
+        for _first, k, g, code, w, cnt, o, h, lo, cl, ft, lt, ht, lwt, zs in groups:
+            symbol = symbols[code]
+            closed_w = w + ivs[k] <= wm0
+            bucket = windows[k].get(w)
+            if bucket is None:
+                bucket = windows[k][w] = {}
+                if w + ivs[k] < p.next_close:
+                    p.next_close = w + ivs[k]
+            acc = bucket.get(symbol)
+            if acc is None:
+                acc = [o, h, lo, cl, 0.0, 0.0, cnt, ft, lt, ht, lwt,
+                       cnt - 1 if closed_w else 0, zs, closed_w, True, None]
+                bucket[symbol] = acc
+                dirty.append((partition, k, w, symbol, acc))
+            else:
+                inits[k][g] = (acc[_V], acc[_PV])
+                if ft < acc[_FT]:
+                    acc[_O] = o
+                    acc[_FT] = ft
+                if lt >= acc[_LT]:
+                    acc[_C] = cl
+                    acc[_LT] = lt
+                if h > acc[_H] or (h == acc[_H] and ht < acc[_HT]):
+                    acc[_H] = h
+                    acc[_HT] = ht
+                if lo < acc[_L] or (lo == acc[_L] and lwt < acc[_LWT]):
+                    acc[_L] = lo
+                    acc[_LWT] = lwt
+                acc[_N] += cnt
+                if zs:
+                    acc[_SIZED] = True
+                if closed_w:
+                    acc[_REV] += cnt
+                if not acc[_DIRTY]:
+                    acc[_DIRTY] = True
+                    dirty.append((partition, k, w, symbol, acc))
+            accs[k][g] = acc
+        # Volume and price x volume: summed one tick after the other, from the window's
+        # running totals (-0.0 for a new window: -0.0 + x == x exactly), as add() does.
+        for (values, starts, lengths), init, acc_k in zip(sums, inits, accs, strict=True):
+            if acc_k:
+                for acc, (v, pv) in zip(acc_k, _sequential_sums(values, starts, lengths, init).tolist(), strict=True):
+                    acc[_V] = v
+                    acc[_PV] = pv
+        self.too_late += int(late.sum())
 
     # ----------------------------------------------------------------- closing
     def _close(self, partition: int, p: _Partition) -> None:
