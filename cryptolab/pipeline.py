@@ -39,7 +39,7 @@ from confluent_kafka import (
 )
 
 from cryptolab.config import Settings
-from cryptolab.errors import CacheError, FencedError, StoreError, ValidationError
+from cryptolab.errors import CacheError, FencedError, KafkaServiceError, StoreError, ValidationError
 from cryptolab.kafka import DLQ_SUFFIX, consumer_config, dlq_headers, ensure_topics, producer_config
 from cryptolab.models import (
     MAX_PRICE,
@@ -305,7 +305,8 @@ class CandlePipeline:
         conf = consumer_config(s, self.group, **self._consumer_overrides)
         consumer = Consumer(conf)
         self._consumer = consumer
-        self._producer = Producer(producer_config(s, **{"linger.ms": 5}))
+        # records never time out: dead letters wait for a broker that is away (see _flush_dead_letters)
+        self._producer = Producer(producer_config(s, **{"linger.ms": 5, "message.timeout.ms": 0}))
         targets: dict[int, int] | None = None
         if stop_at_end:
             md = consumer.list_topics(self.topic, timeout=30)
@@ -341,6 +342,12 @@ class CandlePipeline:
                     break
         finally:
             self.stats.elapsed_s += time.monotonic() - started
+            if self._cache_backlog or self._alert_backlog:
+                log.warning(
+                    "stopping with %d candle and %d alert updates not delivered to the cache %r "
+                    "(unreachable); the store has every final candle and alert",
+                    len(self._cache_backlog), len(self._alert_backlog), self.cache,
+                )
             self._close_clients()
         return self.stats
 
@@ -482,11 +489,7 @@ class CandlePipeline:
             now_ms = int(time.time() * 1000)
             alerts = list(self.scorer.score(em.first_finals, now_ms=now_ms))
         if self._dlq_pending and self._producer is not None:
-            # dead letters must be durable before their offsets are committed
-            remaining = self._producer.flush(30)
-            if remaining:
-                raise StoreError(f"{remaining} dead-letter records not delivered; not committing")
-            self._dlq_pending = False
+            self._flush_dead_letters()
         from cryptolab.store import PartitionProgress
 
         progress = {
@@ -535,6 +538,25 @@ class CandlePipeline:
         self._publish(em.updates + em.finals, inserted)
         if self.on_commit is not None:
             self.on_commit(em.updates + em.finals, inserted)
+
+    def _flush_dead_letters(self) -> None:
+        """Wait until every dead letter is durable: their offsets are committed next.
+
+        While Kafka is unreachable this waits (the consumer is stalled anyway) rather
+        than give up on the batch or drop the dead letters; on :meth:`stop` the batch
+        is abandoned uncommitted, so a restart dead-letters its records again.
+        """
+        assert self._producer is not None
+        waited = 0
+        while (remaining := self._producer.flush(5)) > 0:
+            waited += 5
+            if self._stop.is_set():
+                raise KafkaServiceError(
+                    f"stopping with {remaining} dead-letter records not delivered: batch not committed"
+                )
+            log.warning("Kafka unavailable: %d dead-letter records not delivered after %ds; waiting",
+                        remaining, waited)
+        self._dlq_pending = False
 
     def aggregator_has_output(self) -> bool:
         """Whether the aggregator holds output not yet committed/published."""
