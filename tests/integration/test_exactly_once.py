@@ -9,19 +9,27 @@ The same is repeated with a second consumer joining and leaving mid-stream.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from faults.harness import (
+    ROOT,
+    FaultFigures,
+    alert_rows,
+    candles_frame,
+    child_env,
+    committed,
+    compare,
+    consume_cmd,
+    wait_progress,
+)
 
-from cryptolab.batch import candles_from_ticks, candles_to_frame
+from cryptolab.batch import candles_from_ticks
 from cryptolab.config import Settings
 from cryptolab.kafka import ensure_topics
 from cryptolab.pipeline import CandlePipeline
@@ -29,9 +37,8 @@ from cryptolab.producer import TickProducer
 from cryptolab.sources.synthetic import Injection, SyntheticMarket
 from cryptolab.store import Store
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
-ROOT = Path(__file__).resolve().parents[2]
 N_TICKS = 200_000
 START = 1_700_000_040_000
 
@@ -45,35 +52,12 @@ def _market() -> SyntheticMarket:
     )
 
 
-def _frame(store: Store) -> pd.DataFrame:
-    df = candles_to_frame(store.candles())
-    order = df["interval"].map({"1m": 1, "5m": 5, "15m": 15})
-    return df.assign(_o=order).sort_values(["symbol", "_o", "window_start"]).drop(columns="_o").reset_index(drop=True)
-
-
-def _alerts(store: Store) -> list[tuple]:
-    return sorted((a.symbol, a.interval, a.window_start, a.detector, a.severity, round(a.score, 12))
-                  for a in store.alert_list())
-
-
 def _consume_cmd(settings: Settings, group: str, *, batch_size: int = 1_000,
                  instance_id: str | None = None) -> list[str]:
-    cmd = [sys.executable, "-m", "cryptolab", "consume", "--kafka", settings.kafka_bootstrap or "",
-           "--topic", settings.topic, "--store", settings.store_url or "", "--group", group,
-           "--stop-at-end", "--quiet", "--batch-size", str(batch_size)]
+    cmd = consume_cmd(settings, group, batch_size=batch_size)
     if instance_id:
         cmd += ["--instance-id", instance_id]  # a restart takes the partitions back at once
     return cmd
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _committed(store: Store, group: str, topic: str) -> int:
-    return sum(p.offset for p in store.load_progress(group, topic).values())
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +75,7 @@ _PROCS: list[subprocess.Popen] = []
 
 
 def _spawn(cmd: list[str]) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _PROCS.append(proc)
     return proc
 
@@ -123,9 +107,9 @@ def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loade
     stats = CandlePipeline(replace(settings, store_url=pg_url), store=unint, group="uninterrupted").run(
         stop_at_end=True)
     assert stats.ticks == n and stats.dead_letters == 0 and stats.late_ticks == 0
-    expected = _frame(unint)
+    expected = candles_frame(unint)
     pd.testing.assert_frame_equal(expected, reference, check_exact=True)
-    expected_alerts = _alerts(unint)
+    expected_alerts = alert_rows(unint)
     assert expected_alerts, "the injected moves should raise alerts"
 
     # the crashing runs write to a second database on the same server
@@ -137,32 +121,48 @@ def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loade
     rng = random.Random(2024)
     kills = 0
     progress_at_kill = []
+    recoveries = []  # restart -> first commit beyond the progress at the kill (s)
     for i in range(22):
+        before = committed(crash_store, group, s.topic)
+        spawned = time.monotonic()
         proc = _spawn(_consume_cmd(s, group, instance_id="crashy-1"))
         target = n * (i + rng.random()) / 24
         deadline = time.monotonic() + 90
+        recovered = None
         while proc.poll() is None and time.monotonic() < deadline:
-            if _committed(crash_store, group, s.topic) >= target:
+            done = committed(crash_store, group, s.topic)
+            if recovered is None and done > before:
+                recovered = round(time.monotonic() - spawned, 2)
+                recoveries.append(recovered)
+            if done >= target:
                 break
             time.sleep(0.01)
         time.sleep(rng.random() * 0.05)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
-            progress_at_kill.append(_committed(crash_store, group, s.topic))
+            progress_at_kill.append(committed(crash_store, group, s.topic))
         proc.wait(30)
     assert kills >= 20
     # kills landed mid-stream, at increasing points
     assert sum(0 < p < n for p in progress_at_kill) >= 15
-    final = subprocess.run(_consume_cmd(s, group, instance_id="crashy-1"), env=_env(), cwd=ROOT,
+    final = subprocess.run(_consume_cmd(s, group, instance_id="crashy-1"), env=child_env(), cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
-    got = _frame(crash_store)
+    got = candles_frame(crash_store)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
-    assert _alerts(crash_store) == expected_alerts
-    assert _committed(crash_store, group, s.topic) == n
+    assert alert_rows(crash_store) == expected_alerts
+    assert committed(crash_store, group, s.topic) == n
     _record("sigkill", {"kills": kills, "ticks": n, "candles_compared": len(got),
                         "alerts_compared": len(expected_alerts), "committed_at_kills": progress_at_kill})
+    fig = FaultFigures(fault="consumer killed with SIGKILL (repeatedly)",
+                       test="tests/integration/test_exactly_once.py::"
+                            "test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch",
+                       injected=kills, ticks=n, recovery_s=recoveries,
+                       extra={"committed_at_kills": progress_at_kill, "static_membership": True,
+                              "recovery_note": "process start -> first commit beyond the progress at the kill"})
+    fig.add(compare(got, expected, alert_rows(crash_store), expected_alerts))
+    fig.record()
 
 
 @pytest.mark.timeout(900)
@@ -173,19 +173,19 @@ def test_second_consumer_joining_and_leaving_mid_stream(loaded_topic, pg_url):
     s = replace(settings, store_url=pg_url)
     group = "rebalancing"
     first = _spawn(_consume_cmd(s, group, batch_size=500))
-    _wait_progress(store, group, s.topic, n * 0.15, first)
+    wait_progress(store, group, s.topic, n * 0.15, first)
     second = _spawn(_consume_cmd(s, group, batch_size=500))
-    _wait_progress(store, group, s.topic, n * 0.5, first)
+    wait_progress(store, group, s.topic, n * 0.5, first)
     second.send_signal(signal.SIGKILL)  # leaves abruptly, mid-stream
     second.wait(30)
     first.wait(300)
     # whatever the first member did not own at its end is finished by a fresh member
-    final = subprocess.run(_consume_cmd(s, group), env=_env(), cwd=ROOT, capture_output=True, text=True,
+    final = subprocess.run(_consume_cmd(s, group), env=child_env(), cwd=ROOT, capture_output=True, text=True,
                            timeout=300)
     assert final.returncode == 0, final.stderr
-    got = _frame(store)
+    got = candles_frame(store)
     pd.testing.assert_frame_equal(got, reference, check_exact=True)
-    assert _committed(store, group, s.topic) == n
+    assert committed(store, group, s.topic) == n
     _record("rebalance", {"ticks": n, "candles_compared": len(got)})
 
 
@@ -198,14 +198,6 @@ def _record(name: str, figures: dict) -> None:
     data = json.loads(out.read_text()) if out.exists() else {}
     data[name] = figures
     out.write_text(json.dumps(data, indent=1))
-
-
-def _wait_progress(store: Store, group: str, topic: str, target: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _committed(store, group, topic) >= target:
-            return
-        time.sleep(0.02)
 
 
 @pytest.fixture
