@@ -418,13 +418,16 @@ class Candle:
 
 
 CANDLE_FIELDS: Final = tuple(Candle.__dataclass_fields__)
+_CANDLE_VERSION_TAIL: Final = b',"v":%d}' % WIRE_VERSION
 
 
 def encode_candle(candle: Candle) -> bytes:
-    """Encode a candle as JSON (the Redis payload; see README for the schema)."""
-    d = candle.to_dict()
-    d["v"] = WIRE_VERSION
-    return orjson.dumps(d)
+    """Encode a candle as JSON (the Redis payload; see README for the schema).
+
+    The fields of :meth:`Candle.to_dict`, in order, then ``"v"``.
+    """
+    # orjson writes a dataclass's fields in order, ~10x faster than via a dict
+    return orjson.dumps(candle)[:-1] + _CANDLE_VERSION_TAIL
 
 
 def decode_candle(data: bytes | str) -> Candle:
