@@ -206,7 +206,16 @@ def test_unknown_field_is_named(tick: Tick, key: str) -> None:
     assert rejected_field(d) == key
 
 
-@given(ticks, st.one_of(st.integers(), st.text(max_size=5), st.booleans(), st.none(), finite))
+@given(
+    ticks,
+    st.one_of(
+        st.integers(min_value=-(2**63), max_value=2**64 - 1),
+        st.text(max_size=5),
+        st.booleans(),
+        st.none(),
+        finite,
+    ),
+)
 @example(Tick(symbol="X", ts_ms=MIN_TS_MS, price=1.0), 2)
 @example(Tick(symbol="X", ts_ms=MIN_TS_MS, price=1.0), 0)
 @example(Tick(symbol="X", ts_ms=MIN_TS_MS, price=1.0), True)
