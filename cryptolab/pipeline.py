@@ -21,6 +21,7 @@ same commit: nothing is committed twice and nothing is lost.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -47,7 +49,6 @@ from cryptolab.models import (
     MAX_SIZE,
     MAX_TS_MS,
     MIN_TS_MS,
-    SYMBOL_RE,
     Alert,
     Candle,
     encode_alert,
@@ -107,6 +108,20 @@ class _Owned:
     last_seen: float = field(default_factory=time.monotonic)
     dirty: bool = False
     idle_closed: bool = False
+
+
+class _Columns:
+    """One partition's valid ticks of a batch, as columns (and where each came from)."""
+
+    __slots__ = ("codes", "offsets", "price", "records", "size", "ts")
+
+    def __init__(self) -> None:
+        self.codes: list[int] = []
+        self.ts: list[int] = []
+        self.price: list[float] = []
+        self.size: list[float | None] = []
+        self.offsets: list[int] = []
+        self.records: list[dict[str, Any]] = []
 
 
 def _precise_error(record: Any, exc: Exception) -> Exception:
@@ -201,7 +216,8 @@ class CandlePipeline:
         self._cache_backlog: dict[tuple[str, str, int], Candle] = {}
         self._alert_backlog: list[Alert] = []
         self._cache_retry_at = 0.0
-        self._symbols_ok: set[str] = set()
+        self._symbol_codes: dict[str, int] = {}  # validated symbols -> index in _symbol_names
+        self._symbol_names: list[str] = []
         self._late_pending: list[Any] = []
         self._dlq_pending = False
 
@@ -326,10 +342,8 @@ class CandlePipeline:
                     break
                 if count is not None and self.stats.ticks - start_ticks >= count:
                     break
-                msgs = consumer.consume(self.batch_size, self.batch_timeout)
-                if msgs:
+                if self._consume_batch(consumer):
                     last_msg = time.monotonic()
-                    self._process(msgs)
                 self._idle_close()
                 self._commit()
                 self._flush_cache_backlog()
@@ -383,15 +397,52 @@ class CandlePipeline:
                 self.stats.idle_closes += 1
 
     # ------------------------------------------------------------- per batch
+    def _poll(self, consumer: Consumer) -> list[Message]:
+        """The next batch: what is already fetched, without waiting; when nothing is, wait
+        up to ``batch_timeout`` for the first message and take whatever came with it.
+
+        (``consume(n, timeout)`` alone waits the whole timeout unless ``n`` messages
+        arrive, which would hold a live feed's candles back by ``batch_timeout``.)
+        """
+        msgs: list[Message] = consumer.consume(self.batch_size, 0)
+        if msgs or self.batch_timeout <= 0:
+            return msgs
+        msgs = consumer.consume(1, self.batch_timeout)
+        if msgs and self.batch_size > 1:
+            msgs += consumer.consume(self.batch_size - 1, 0)
+        return msgs
+
+    def _consume_batch(self, consumer: Consumer) -> bool:
+        """Poll and fold one batch; return whether any message came.
+
+        The cyclic garbage collector is paused meanwhile: a batch allocates tens of
+        thousands of short-lived message objects (freed by reference counting), and
+        each collection they trigger would walk every long-lived object of the process.
+        """
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            msgs = self._poll(consumer)
+            got = bool(msgs)
+            if got:
+                self._process(msgs)
+            del msgs
+            return got
+        finally:
+            if paused:
+                gc.enable()
+
     def _process(self, msgs: list[Message]) -> None:
-        add = self.aggregator.add
         loads = orjson.loads
         owned = self._owned
-        ok_symbols = self._symbols_ok
+        codes = self._symbol_codes
         keys = _TICK_KEYS
-        late: list[Any] = []
-        n = 0
+        batch: dict[int, _Columns] = {}
         now = time.monotonic()
+        cur_p = -1
+        o: _Owned | None = None
+        cols: _Columns | None = None
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -399,16 +450,21 @@ class CandlePipeline:
                     log.warning("consume error: %s", err)
                 continue
             p = m.partition()
-            o = owned.get(p)
+            if p != cur_p:
+                cur_p = p
+                o = owned.get(p)
+                cols = batch.get(p)
             if o is None:  # a message of a partition revoked meanwhile
                 continue
             off = m.offset()
             if off < o.next_offset:  # already applied (duplicate delivery after a seek)
                 continue
             o.next_offset = off + 1
-            o.dirty = True
-            o.last_seen = now
-            o.idle_closed = False
+            if cols is None:
+                cols = batch[p] = _Columns()
+                o.dirty = True
+                o.last_seen = now
+                o.idle_closed = False
             raw = m.value()
             try:
                 if raw is None or len(raw) > MAX_RECORD_BYTES:
@@ -420,6 +476,7 @@ class CandlePipeline:
                 size = d.get("size")
                 src = d.get("source")
                 tid = d.get("trade_id")
+                code = codes.get(sym)
                 if not (
                     type(d.get("v")) is int
                     and d["v"] == 1
@@ -430,21 +487,40 @@ class CandlePipeline:
                     and (size is None or (type(size) is float and 0.0 <= size < MAX_SIZE))
                     and (src is None or (type(src) is str and len(src) <= 64))
                     and (tid is None or (type(tid) is str and len(tid) <= 64))
-                    and sym in ok_symbols
+                    and code is not None
                     and d.keys() <= keys
                 ):
                     t = tick_from_dict(d)  # slow path: full validation, names the field
                     sym, ts, price, size = t.symbol, t.ts_ms, t.price, t.size
-                    if SYMBOL_RE.fullmatch(sym):
-                        ok_symbols.add(sym)
+                    code = codes.get(sym)
+                    if code is None:
+                        code = codes[sym] = len(self._symbol_names)
+                        self._symbol_names.append(sym)
             except Exception as exc:  # any bad record goes to the DLQ
                 if isinstance(exc, KeyError | TypeError | AttributeError):
                     exc = _precise_error(d, exc)  # the fast path choked: name the field
                 self._dead_letter(m, exc)
                 continue
-            n += 1
-            if not add(sym, ts, price, size, p):
-                late.append((m.topic(), p, off, sym, ts, price, size, d))
+            cols.codes.append(code)
+            cols.ts.append(ts)
+            cols.price.append(price)
+            cols.size.append(size)
+            cols.offsets.append(off)
+            cols.records.append(d)
+        n = 0
+        names = self._symbol_names
+        fold = self.aggregator.add_columns
+        late: list[tuple[int, int, dict[str, Any], str, int, float, float | None]] = []
+        for p, c in batch.items():
+            if not c.ts:
+                continue
+            n += len(c.ts)
+            too_late = fold(c.codes, names, c.ts, c.price, np.array(c.size, dtype=np.float64), p)
+            if too_late.any():
+                late.extend(
+                    (p, c.offsets[i], c.records[i], names[c.codes[i]], c.ts[i], c.price[i], c.size[i])
+                    for i in np.flatnonzero(too_late).tolist()
+                )
         self.stats.ticks += n
         self.stats.batches += 1
         if late:
@@ -453,11 +529,11 @@ class CandlePipeline:
             wm = self.aggregator.watermark
             self._late_pending.extend(
                 LateTick(
-                    topic=t, partition=p, offset=off, symbol=sym, ts_ms=ts, price=price, size=size,
+                    topic=self.topic, partition=p, offset=off, symbol=sym, ts_ms=ts, price=price, size=size,
                     source=str(d.get("source") or ""), trade_id=None if d.get("trade_id") is None else str(d["trade_id"]),
                     watermark_ms=wm(p) or 0,
                 )
-                for (t, p, off, sym, ts, price, size, d) in late
+                for (p, off, d, sym, ts, price, size) in late
             )
             self.stats.late_ticks += len(late)
 
