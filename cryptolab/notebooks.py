@@ -56,6 +56,7 @@ __all__ = [
     "Parameter",
     "inspect_parameters",
     "notebook_to_html",
+    "redact_parameters",
     "render_report",
     "run_notebook",
     "validate_parameters",
@@ -244,6 +245,77 @@ def validate_parameters(path: str | Path, parameters: Mapping[str, Any] | None) 
     return given
 
 
+def redact_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters with secrets hidden: passwords in URLs, values of secret-looking names.
+
+    Examples
+    --------
+    >>> redact_parameters({"store_url": "postgresql://app:s3cret@db/x", "api_key": "k", "n": 3})
+    {'store_url': 'postgresql://app:***@db/x', 'api_key': '***', 'n': 3}
+    """
+    from cryptolab.config import redact
+
+    out: dict[str, Any] = {}
+    for name, value in parameters.items():
+        if isinstance(value, list | tuple):
+            out[name] = [redact(name, v) for v in value]
+        else:
+            out[name] = redact(name, value)
+    return out
+
+
+def _secrets(raw: Mapping[str, Any], shown: Mapping[str, Any]) -> dict[str, str]:
+    """``{secret text: its redacted form}`` for every parameter value redaction changed."""
+    found: dict[str, str] = {}
+    for name, value in raw.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        hidden = shown[name] if isinstance(value, list | tuple) else [shown[name]]
+        for v, h in zip(values, hidden, strict=True):
+            if isinstance(v, str) and v and v != h:
+                found[v] = str(h)
+    return found
+
+
+def _scrub(node: Any, secrets: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        for secret, shown in secrets.items():
+            node = node.replace(secret, shown)
+        return node
+    if isinstance(node, list):
+        return [_scrub(x, secrets) for x in node]
+    if isinstance(node, dict):
+        return {k: _scrub(v, secrets) for k, v in node.items()}
+    return node
+
+
+class _ScrubFilter(logging.Filter):
+    """Hides secret parameter values in papermill's own log records (at DEBUG it logs the
+    source of the cell it injects, values included)."""
+
+    def __init__(self, secrets: Mapping[str, str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = _scrub(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _scrub_notebook(path: Path, secrets: Mapping[str, str]) -> None:
+    """Replace secret parameter values in an executed notebook (papermill writes the values it
+    injects into the notebook's source and metadata) with their redacted form."""
+    import nbformat
+
+    if not secrets or not path.exists():
+        return
+    nb = _read(path)
+    clean = nbformat.from_dict(_scrub(nb, secrets))  # type: ignore[no-untyped-call]
+    nbformat.write(clean, str(path))  # type: ignore[no-untyped-call]
+
+
 def _read(path: str | Path) -> Any:
     import nbformat
 
@@ -358,8 +430,14 @@ def run_notebook(
     out_html = out_dir / f"{stem}.html"
     started_ms = int(time.time() * 1000)
     t0 = time.perf_counter()
-    log.info("running %s with %s", src, params)
+    shown = redact_parameters(params)
+    secrets = _secrets(params, shown)
+    log.info("running %s with %s", src, shown)
     failure: NotebookRunError | None = None
+    scrubber = _ScrubFilter(secrets)
+    papermill_log = logging.getLogger("papermill")
+    if secrets:
+        papermill_log.addFilter(scrubber)
     try:
         papermill.execute_notebook(
             str(src), str(out_nb), parameters=params, kernel_name=kernel,
@@ -372,16 +450,21 @@ def run_notebook(
         inj = _injected_index(executed) if executed is not None else None
         if inj is not None and cell > inj:
             cell -= 1
+        evalue = _scrub(exc.evalue, secrets)
         failure = NotebookRunError(
-            f"{src.name} failed: {exc.ename}: {exc.evalue}", cell=cell, source=exc.source,
-            ename=exc.ename, evalue=exc.evalue,
+            f"{src.name} failed: {exc.ename}: {evalue}", cell=cell, source=_scrub(exc.source, secrets),
+            ename=exc.ename, evalue=evalue,
         )
     except Exception as exc:  # kernel died, timeout, missing kernel...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = _scrub(str(exc), secrets)
+        first = text.strip().splitlines()[0] if text.strip() else ""
         failure = NotebookRunError(f"{src.name} failed: {type(exc).__name__}: {first}",
-                                   ename=type(exc).__name__, evalue=str(exc))
+                                   ename=type(exc).__name__, evalue=text)
         _mark_timeout(failure, out_nb)
+    finally:
+        papermill_log.removeFilter(scrubber)
     duration = time.perf_counter() - t0
+    _scrub_notebook(out_nb, secrets)  # before anything reads the output
     html_path: Path | None = None
     if html and out_nb.exists():
         try:
@@ -394,7 +477,7 @@ def run_notebook(
         failure.duration_s = duration
         raise failure
     cells = len(_read(out_nb).cells)
-    return NotebookRun(notebook=src, output=out_nb, html=html_path, parameters=params,
+    return NotebookRun(notebook=src, output=out_nb, html=html_path, parameters=shown,
                        started_ms=started_ms, duration_s=duration, kernel=kernel, cells=cells)
 
 

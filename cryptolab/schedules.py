@@ -321,13 +321,16 @@ def run_pipeline(
     run_id = _run_id(pipeline, scheduled)
     log_path = pipeline.output_dir / RUN_LOG
     start = iso_utc(now_ms)
+    from cryptolab.notebooks import redact_parameters
+
+    shown = redact_parameters(params)  # the run log never holds a password
     _append_log(log_path, {"event": "start", "pipeline": pipeline.name, "run_id": run_id,
-                           "scheduled": iso_utc(scheduled), "start": start, "params": params,
+                           "scheduled": iso_utc(scheduled), "start": start, "params": shown,
                            "notebook": str(pipeline.notebook)})
     log.info("pipeline %s: run %s starting", pipeline.name, run_id)
     t0 = time.perf_counter()
     record = RunRecord(pipeline=pipeline.name, run_id=run_id, scheduled=iso_utc(scheduled),
-                       start=start, end=start, status="failed", duration_s=0.0, params=params,
+                       start=start, end=start, status="failed", duration_s=0.0, params=shown,
                        notebook=str(pipeline.notebook))
     try:
         run = run_notebook(pipeline.notebook, params, output_dir=pipeline.output_dir,
