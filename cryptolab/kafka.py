@@ -110,11 +110,29 @@ def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return conf
 
 
+def _tuned(settings: Settings, defaults: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Bootstrap, then cryptolab's defaults, then ``CRYPTOLAB_KAFKA_<OPTION>`` (they win over
+    the defaults), then ``extra`` (what the calling code needs wins over everything)."""
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap_servers(settings), **defaults}
+    conf.update(settings.kafka_options)
+    conf.update(extra)
+    return conf
+
+
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """Producer config: idempotent, batched and compressed for throughput."""
-    conf = client_config(
+    """Producer config: idempotent, batched and compressed for throughput.
+
+    ``CRYPTOLAB_KAFKA_<OPTION>`` variables override these defaults; ``extra`` overrides both.
+
+    Examples
+    --------
+    >>> s = Settings.from_env({"CRYPTOLAB_KAFKA_BOOTSTRAP": "b:9092", "CRYPTOLAB_KAFKA_LINGER_MS": "50"})
+    >>> producer_config(s)["linger.ms"], producer_config(s, **{"linger.ms": 5})["linger.ms"]
+    ('50', 5)
+    """
+    return _tuned(
         settings,
-        **{
+        {
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 20,
@@ -125,17 +143,26 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
             "compression.type": "lz4",
             "message.timeout.ms": 120_000,
         },
+        extra,
     )
-    conf.update(extra)
-    return conf
 
 
 def consumer_config(settings: Settings, group: str | None = None, **extra: Any) -> dict[str, Any]:
-    """Consumer config: manual offsets (progress lives in the store), earliest reset."""
-    conf = client_config(
+    """Consumer config: manual offsets (progress lives in the store), earliest reset.
+
+    ``CRYPTOLAB_KAFKA_<OPTION>`` variables override these defaults; ``extra`` overrides both.
+    The group id is always ``group`` (else ``settings.group``): the store keys progress by it.
+
+    Examples
+    --------
+    >>> s = Settings.from_env({"CRYPTOLAB_KAFKA_BOOTSTRAP": "b:9092",
+    ...                        "CRYPTOLAB_KAFKA_SESSION_TIMEOUT_MS": "45000"})
+    >>> consumer_config(s, "g")["session.timeout.ms"], consumer_config(s, "g")["group.id"]
+    ('45000', 'g')
+    """
+    return _tuned(
         settings,
-        **{
-            "group.id": group or settings.group,
+        {
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
@@ -150,9 +177,8 @@ def consumer_config(settings: Settings, group: str | None = None, **extra: Any) 
             "max.poll.interval.ms": 300_000,
             "isolation.level": "read_committed",
         },
+        {"group.id": group or settings.group, **extra},
     )
-    conf.update(extra)
-    return conf
 
 
 def admin_config(settings: Settings) -> dict[str, Any]:
