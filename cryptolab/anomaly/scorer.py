@@ -356,6 +356,8 @@ def score_history(
         if i is None:
             return default
         v = row[i]
+        if isinstance(v, pd.Timestamp):  # history() frames carry tz-aware window times
+            return int(v.value // 1_000_000)
         return default if v is None or (isinstance(v, float) and np.isnan(v)) else v
 
     for i in order:

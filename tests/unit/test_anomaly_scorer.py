@@ -231,3 +231,22 @@ def test_ensemble_reuses_the_streams_own_detectors(candles):
     keys_of = {d: {a.key[:3] for a in alerts if a.detector == d} for d in ("zscore", "hst", "ensemble")}
     assert keys_of["ensemble"] == keys_of["zscore"] & keys_of["hst"]
     assert keys_of["ensemble"]
+
+
+def test_score_history_accepts_store_history_frames_with_timestamp_columns():
+    """history() returns tz-aware window times; scores equal those of the int-ms batch frame."""
+    import numpy as np
+
+    from cryptolab.batch import candles_from_ticks, frame_to_candles
+    from cryptolab.sources.synthetic import SyntheticMarket
+    from cryptolab.store import Store
+
+    df = candles_from_ticks(
+        SyntheticMarket(symbols=1, seed=4, duration_ms=3_600_000, random_injections=2).to_frame(), "1m")
+    store = Store("sqlite://")
+    store.init()
+    store.commit_batch(group="g", topic="t", candles=frame_to_candles(df))
+    from_store = score_history(store.history("BTC-USD", "1m"))
+    from_batch = score_history(df)
+    for col in [c for c in from_store.columns if c.startswith(("score_", "flag_"))]:
+        assert np.allclose(from_store[col].astype(float), from_batch[col].astype(float), equal_nan=True), col
