@@ -46,7 +46,7 @@ test: install ## Start the services, then run unit, integration, doctest and not
 	eval "$$(scripts/services.sh env)"
 	mapfile -t notebooks < <(find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | sort)
 	nbval=()
-	if (( $${#notebooks[@]} )); then nbval=(--nbval "$${notebooks[@]}"); fi
+	if (( $${#notebooks[@]} )); then nbval=(--nbval --nbval-current-env "$${notebooks[@]}"); fi
 	mkdir -p test-artifacts
 	args=(tests cryptolab "$${nbval[@]}" --ignore-glob='cryptolab/*.ipynb' --junitxml=test-artifacts/junit.xml)
 	echo "+ $(BIN)/python -m pytest $${args[*]} $(PYTEST_ARGS)"
@@ -78,7 +78,8 @@ lab: install ## Start JupyterLab on notebooks/ (using the services when they are
 	else
 	  echo "make lab: services are not up: cryptolab uses its embedded defaults (make services-up)"
 	fi
-	exec $(BIN)/jupyter lab --ServerApp.root_dir=notebooks
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cryptolab)" >/dev/null
+	exec $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1
 
 bench: install ## Run the benchmark; figures go to benchmarks/results/latest.json
 	@if ! $(BIN)/cryptolab bench --help >/dev/null 2>&1; then
