@@ -298,3 +298,19 @@ def test_stored_candles_are_well_formed_after_the_onslaught(live: _LivePipeline)
                                   and c.vwap <= c.high * (1 + 1e-9)), c
         assert c.window_start <= c.first_ts <= c.last_ts < c.window_end, c
     assert live.error is None and live.thread.is_alive()
+
+
+@pytest.mark.xfail(strict=True, reason="known issue: event time has no bound against the wall clock, so one "
+                                       "valid far-future tick moves its partition's watermark decades ahead")
+def test_one_far_future_tick_does_not_make_the_rest_of_its_partition_too_late() -> None:
+    """A tick stamped 2099 passes validation (MIN_TS_MS <= ts < MAX_TS_MS) and becomes the
+    partition's watermark: every later real tick is then too late (recorded in late_ticks, never
+    in a candle). Replays and simulations run ahead of the wall clock on purpose, so a bound
+    would have to be a setting (e.g. a maximum clock skew for live feeds)."""
+    from cryptolab.windows import CandleAggregator
+
+    agg = CandleAggregator(intervals="1m", out_of_orderness_ms=1_000, allowed_lateness_ms=60_000)
+    assert agg.add("BTC-USD", T0, 100.0, 1.0, 0)
+    assert agg.add("BTC-USD", MAX_TS_MS - 1, 100.0, 1.0, 0)  # hostile, but inside the valid range
+    too_late = [s for s in range(1, 600) if not agg.add("BTC-USD", T0 + s * 1_000, 100.0, 1.0, 0)]
+    assert too_late == []
