@@ -579,6 +579,7 @@ class CandlePipeline:
         }
         expected = {p: o.expected for p, o in dirty.items()}
         late = self._late_pending
+        retries = self.stats.store_retries
         try:
             inserted = self._retry_store(
                 lambda: self.store.commit_batch(
@@ -587,12 +588,14 @@ class CandlePipeline:
                 )
             )
         except FencedError as exc:
-            self.stats.fenced += 1
-            log.warning("fenced (%s): another member owns these partitions now; resyncing", exc)
-            self._late_pending = []
-            self._forget_scored()  # this batch was scored but never committed
-            self._resync(list(dirty))
-            return
+            if self.stats.store_retries == retries or not self._landed(progress):
+                self._fenced(exc, list(dirty))
+                return
+            # The connection was lost at COMMIT and the commit had gone through: the retry met
+            # our own offsets at the fence. Which alerts were new is unknown: all go out (the
+            # cache's payloads are idempotent).
+            log.warning("a commit whose outcome was unknown had succeeded (%s)", exc)
+            inserted = alerts
         self._late_pending = []
         for o in dirty.values():
             o.expected = o.next_offset
@@ -611,9 +614,24 @@ class CandlePipeline:
             for a in inserted:
                 self._producer.produce("alerts", key=a.symbol.encode(), value=encode_alert(a))
             self._producer.poll(0)
-        self._publish(em.updates + em.finals, inserted)
+        self._publish(em.finals + em.updates, inserted)  # closed candles first: they are awaited
         if self.on_commit is not None:
             self.on_commit(em.updates + em.finals, inserted)
+
+    def _fenced(self, exc: FencedError, partitions: list[int]) -> None:
+        self.stats.fenced += 1
+        log.warning("fenced (%s): another member owns these partitions now; resyncing", exc)
+        self._late_pending = []
+        self._forget_scored()  # this batch was scored but never committed
+        self._resync(partitions)
+
+    def _landed(self, progress: dict[int, Any]) -> bool:
+        """Whether the store holds exactly this progress (offsets and window state) already."""
+        stored = self._retry_store(lambda: self.store.load_progress(self.group, self.topic, list(progress)))
+        return all(
+            p in stored and stored[p].offset == pr.offset and bytes(stored[p].state) == bytes(pr.state)
+            for p, pr in progress.items()
+        )
 
     def _flush_dead_letters(self) -> None:
         """Wait until every dead letter is durable: their offsets are committed next.
