@@ -235,3 +235,41 @@ def test_stopping_while_dead_letters_are_undelivered_commits_nothing_of_that_bat
     _SlowDlqProducer.stalls = 0
     committed = sum(p.offset for p in store.load_progress(s.group, s.topic).values())
     assert committed < len(records[:2_000]) + 1, "the batch holding the dead letter was committed"
+
+
+class AckLostStore(Store):
+    """A store whose first commit with final candles goes through, but whose answer is lost."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.lost = 0
+
+    def commit_batch(self, **k: Any) -> Any:
+        result = super().commit_batch(**k)
+        if self.lost == 0 and k.get("candles"):
+            self.lost += 1
+            raise StoreError("commit_batch failed: server closed the connection unexpectedly (injected "
+                             "after COMMIT)")
+        return result
+
+
+def test_a_commit_whose_answer_was_lost_is_recognised_and_published(
+    stream: tuple[list[tuple[bytes, bytes]], pd.DataFrame], clean: tuple[pd.DataFrame, list[Any]],
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The retry meets the batch's own offsets at the fence: not another member, so the batch is
+    committed and its candles still reach the cache (else the cache would miss them for good)."""
+    records, _ = stream
+    s = _topic(tmp_path, records)
+    store = AckLostStore(f"sqlite:///{(tmp_path / 'g.db').as_posix()}")
+    store.init()
+    cache = MemoryCache(f"g-{uuid.uuid4().hex[:8]}", clock=lambda: 0.0)
+    with caplog.at_level(logging.WARNING, logger="cryptolab.pipeline"):
+        stats = _run(s, store, cache)
+    assert store.lost == 1 and stats.store_retries == 1 and stats.fenced == 0
+    assert any("outcome was unknown had succeeded" in r.getMessage() for r in caplog.records)
+    pd.testing.assert_frame_equal(candles_frame(store), clean[0], check_exact=True)
+    assert alert_rows(store) == clean[1]
+    for (symbol, interval), rows in clean[0].groupby(["symbol", "interval"]):
+        recent = cache.recent(symbol, interval, 10_000)
+        assert [c.window_start for c in recent] == rows["window_start"].tolist(), (symbol, interval)
