@@ -103,7 +103,7 @@ KEYS: Final[dict[str, tuple[str, str]]] = {
     "quix_ticks_per_s": ("consumer", "Quix Streams ticks/s computing the same candles"),
     "consumer_vs_quix": ("consumer", "consumer_ticks_per_s / quix_ticks_per_s"),
     "consumer_vs_bare": ("consumer", "consumer_ticks_per_s / a bare consume + JSON-decode loop's"),
-    "latency_event_to_publish_ms_p50": ("latency", "tick event time -> candle received from Redis pub/sub, median (ms)"),
+    "latency_event_to_publish_ms_p50": ("latency", "live feed: tick event time -> candle received from Redis pub/sub, median (ms)"),
     "latency_event_to_publish_ms_p99": ("latency", "the same, 99th percentile (ms)"),
     "latency_window_end_to_publish_ms_p99": ("latency", "window end -> final candle received, 99th percentile (ms)"),
     "history_1000_ms_p50": ("history", "Store.history of 1,000 candles into a DataFrame, median (ms)"),
@@ -146,9 +146,13 @@ class BenchConfig:
         The consumer benchmark's pre-filled topic.
     producer_ticks, producer_repeat
         Ticks per producer run, and alternating runs of each side (the best is kept).
-    latency_seconds, latency_rate, latency_warmup_s, latency_scoring
-        The live feed: measured seconds, ticks/s, seconds discarded at the start, and
-        whether the consumer scores candles.
+    latency_seconds, latency_rate, latency_warmup_s
+        The live feed: measured seconds, ticks/s, and seconds discarded at the start.
+    latency_lateness_ms, latency_linger_ms
+        Allowed lateness of the live consumer (1 s: the production 60 s scaled like the
+        windows, 1m -> 1s) and the feed producer's ``linger.ms`` (a live setting).
+    latency_scoring
+        Also measure with anomaly scoring on (the keys are without, like the consumer's).
     store_repeat
         Timed calls per side for history (x5 for latest).
     scoring_ticks, scoring_repeat
@@ -170,6 +174,8 @@ class BenchConfig:
     latency_seconds: float = 20.0
     latency_rate: float = 2_000.0
     latency_warmup_s: float = 3.0
+    latency_lateness_ms: int = 1_000
+    latency_linger_ms: int = 5
     latency_scoring: bool = True
     store_repeat: int = 500
     scoring_ticks: int = 300_000
@@ -602,7 +608,8 @@ def _work_live(p: dict[str, Any]) -> dict[str, Any]:
     from cryptolab.store import Store
 
     settings = Settings.from_env({}, kafka_bootstrap=p["kafka"], topic=p["topic"], store_url=p["store"],
-                                 redis_url=p["redis"], intervals=p["intervals"], out_of_orderness_ms=0)
+                                 redis_url=p["redis"], intervals=p["intervals"], out_of_orderness_ms=0,
+                                 allowed_lateness_ms=p.get("lateness", 60_000))
     store = Store(p["store"])
     store.init()
     pipe = CandlePipeline(settings, store=store, cache=RedisCache(p["redis"]), group=p["group"],
@@ -761,22 +768,22 @@ def bench_consumer(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def bench_latency(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
-    """Live paced feed -> pipeline -> Redis pub/sub, timed by a subscriber."""
+def _latency_run(svc: _Services, cfg: BenchConfig, *, scoring: bool) -> dict[str, Any]:
+    """One live run: paced feed -> pipeline (own process) -> Redis pub/sub subscriber."""
     from cryptolab.cache import RedisCache
     from cryptolab.models import Tick
     from cryptolab.producer import TickProducer
     from cryptolab.sources.synthetic import synthetic_symbols
 
     settings = _settings_for(svc)
-    topic = svc.topic("latency", cfg.partitions)
+    topic = svc.topic("latency" + ("s" if scoring else ""), cfg.partitions)
     intervals = "1s,5s,15s"
     symbols = synthetic_symbols(cfg.symbols)
     svc.flush_redis()
     run_s = cfg.latency_warmup_s + cfg.latency_seconds
     params = {"kafka": svc.kafka, "topic": topic, "store": svc.database(), "redis": svc.redis,
-              "group": f"latency-{svc.run_id}", "intervals": intervals, "scoring": cfg.latency_scoring,
-              "seconds": run_s + 8}
+              "group": f"latency-{svc.run_id}", "intervals": intervals, "scoring": scoring,
+              "seconds": run_s + 8, "lateness": cfg.latency_lateness_ms}
     cache = RedisCache(str(svc.redis))
     sub = cache.subscribe(["cryptolab:candles:*"])
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
@@ -794,13 +801,12 @@ def bench_latency(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[
         step = 0.005
         per_step = max(1, round(cfg.latency_rate * step))
         try:
-            with TickProducer(settings, topic=topic, create_topic=False) as producer:
+            with TickProducer(settings, topic=topic, create_topic=False, linger_ms=cfg.latency_linger_ms) as producer:
                 nxt = time.monotonic()
                 i = 0
                 while not stop.is_set():
                     batch = []
-                    moves = rng.normal(0.0, 1e-4, per_step).tolist()
-                    for move in moves:
+                    for move in rng.normal(0.0, 1e-4, per_step).tolist():
                         sym = symbols[i % len(symbols)]
                         i += 1
                         prices[sym] = round(prices[sym] * math.exp(move), 4)
@@ -857,26 +863,47 @@ def bench_latency(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if consumer.returncode != 0 or not lines:
         raise RuntimeError("latency consumer failed:\n" + "\n".join(err.strip().splitlines()[-15:]))
-    stats = json.loads(lines[-1])["stats"]
-    progress(f"latency: {len(event_lat):,} candle updates, {len(end_lat):,} window closes measured")
     return {
-        "latency_event_to_publish_ms_p50": _r(_percentile(event_lat, 50), 2),
-        "latency_event_to_publish_ms_p99": _r(_percentile(event_lat, 99), 2),
-        "latency_window_end_to_publish_ms_p99": _r(_percentile(end_lat, 99), 2),
-        "details": {
-            "window_end_to_publish_ms_p50": _r(_percentile(end_lat, 50), 2),
-            "event_to_publish_ms_max": _r(max(event_lat), 2) if event_lat else None,
-            "window_end_to_publish_ms_max": _r(max(end_lat), 2) if end_lat else None,
-            "updates_measured": len(event_lat), "window_closes_measured": len(end_lat),
-            "messages_received": received, "ticks_sent": sent[0], "rate_ticks_per_s": cfg.latency_rate,
-            "symbols": cfg.symbols, "intervals": intervals, "out_of_orderness_ms": 0,
-            "scoring": cfg.latency_scoring, "seconds": cfg.latency_seconds, "warmup_s": cfg.latency_warmup_s,
-            "how": "ticks stamped with the wall clock at send (TickProducer defaults), the pipeline in its "
-                   "own process, a pub/sub subscriber on cryptolab:candles:* timing each message on "
-                   "arrival: minus the candle's last tick time, and (first final of each window) minus "
-                   "its window end",
-            "pipeline": stats,
-        },
+        "event_to_publish_ms_p50": _r(_percentile(event_lat, 50), 2),
+        "event_to_publish_ms_p99": _r(_percentile(event_lat, 99), 2),
+        "event_to_publish_ms_max": _r(max(event_lat), 2) if event_lat else None,
+        "window_end_to_publish_ms_p50": _r(_percentile(end_lat, 50), 2),
+        "window_end_to_publish_ms_p99": _r(_percentile(end_lat, 99), 2),
+        "window_end_to_publish_ms_max": _r(max(end_lat), 2) if end_lat else None,
+        "updates_measured": len(event_lat), "window_closes_measured": len(end_lat),
+        "messages_received": received, "ticks_sent": sent[0], "scoring": scoring,
+        "pipeline": json.loads(lines[-1])["stats"],
+    }
+
+
+def bench_latency(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
+    """Live paced feed -> pipeline -> Redis pub/sub, timed by a subscriber (scoring off, then on)."""
+    off = _latency_run(svc, cfg, scoring=False)
+    progress(f"latency: window end -> published p99 {off['window_end_to_publish_ms_p99']} ms "
+             f"({off['window_closes_measured']:,} closes, {off['updates_measured']:,} updates)")
+    details: dict[str, Any] = {
+        **{k: v for k, v in off.items() if k not in ("event_to_publish_ms_p50", "event_to_publish_ms_p99",
+                                                      "window_end_to_publish_ms_p99")},
+        "rate_ticks_per_s": cfg.latency_rate, "symbols": cfg.symbols, "intervals": "1s,5s,15s",
+        "out_of_orderness_ms": 0, "allowed_lateness_ms": cfg.latency_lateness_ms,
+        "producer_linger_ms": cfg.latency_linger_ms, "seconds": cfg.latency_seconds,
+        "warmup_s": cfg.latency_warmup_s,
+        "how": "ticks stamped with the wall clock when sent, the pipeline (default batch settings) in its "
+               "own process, a pub/sub subscriber on cryptolab:candles:* timing each message on arrival: "
+               "minus the candle's last tick time, and (first final of each window) minus its window end. "
+               "Windows 1s/5s/15s with 1 s lateness: the 1m/5m/15m + 60 s setup 60x faster, so that "
+               "thousands of windows close in a short run. Keys: scoring off (as in the consumer "
+               "benchmark); with_scoring: the same with the default detectors.",
+    }
+    if cfg.latency_scoring:
+        on = _latency_run(svc, cfg, scoring=True)
+        progress(f"latency with scoring: window end -> published p99 {on['window_end_to_publish_ms_p99']} ms")
+        details["with_scoring"] = on
+    return {
+        "latency_event_to_publish_ms_p50": off["event_to_publish_ms_p50"],
+        "latency_event_to_publish_ms_p99": off["event_to_publish_ms_p99"],
+        "latency_window_end_to_publish_ms_p99": off["window_end_to_publish_ms_p99"],
+        "details": details,
     }
 
 
@@ -1014,24 +1041,20 @@ def bench_batch(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[st
     }
 
 
-def bench_memory(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
-    """Peak RSS of a consumer process holding memory_symbols x 3 intervals (scoring on)."""
+def _memory_run(svc: _Services, topic: str, ticks: int, *, scoring: bool) -> dict[str, Any]:
+    """Consume ``topic`` to its end in a fresh process; sample its RSS meanwhile."""
     import psutil
 
-    settings = _settings_for(svc)
-    topic = svc.topic("memory", cfg.partitions)
-    fill = _fill_topic(settings, topic, ticks=cfg.memory_ticks, symbols=cfg.memory_symbols,
-                       minutes=cfg.memory_minutes, seed=3)
-    progress(f"memory: topic filled with {fill['ticks']:,} ticks over {cfg.memory_symbols:,} symbols")
     svc.flush_redis()
-    params = {"kafka": svc.kafka, "topic": topic, "ticks": fill["ticks"], "intervals": _INTERVALS,
-              "group": f"memory-{svc.run_id}", "store": svc.database(), "redis": svc.redis, "scoring": True}
+    params = {"kafka": svc.kafka, "topic": topic, "ticks": ticks, "intervals": _INTERVALS,
+              "group": f"memory-{scoring}-{svc.run_id}", "store": svc.database(), "redis": svc.redis,
+              "scoring": scoring}
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
     proc = subprocess.Popen([sys.executable, "-m", "cryptolab.bench", "_worker", "pipeline", json.dumps(params)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0.0
     ps = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 600 + fill["ticks"] / 100
+    deadline = time.monotonic() + 600 + ticks / 100
     while proc.poll() is None and time.monotonic() < deadline:
         with contextlib.suppress(psutil.Error):
             peak = max(peak, ps.memory_info().rss / 2**20)
@@ -1043,14 +1066,28 @@ def bench_memory(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[s
     if proc.returncode != 0 or not lines:
         raise RuntimeError("memory consumer failed:\n" + "\n".join(err.strip().splitlines()[-15:]))
     res = json.loads(lines[-1])
-    rss = max(peak, res["rss_peak_mb"] or 0.0)
-    progress(f"memory: peak RSS {rss:,.0f} MiB")
-    return {"consumer_rss_mb": _r(rss, 1),
+    return {"rss_peak_mb": _r(max(peak, res["rss_peak_mb"] or 0.0), 1),
+            "rss_after_start_mb": _r(res["rss_ready_mb"], 1), "rss_peak_sampled_mb": _r(peak, 1),
+            "rss_peak_vmhwm_mb": _r(res["rss_peak_mb"], 1), "scoring": scoring, "pipeline": res["stats"]}
+
+
+def bench_memory(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
+    """Peak RSS of a consumer process holding memory_symbols x 3 intervals (scoring on, then off)."""
+    settings = _settings_for(svc)
+    topic = svc.topic("memory", cfg.partitions)
+    fill = _fill_topic(settings, topic, ticks=cfg.memory_ticks, symbols=cfg.memory_symbols,
+                       minutes=cfg.memory_minutes, seed=3)
+    progress(f"memory: topic filled with {fill['ticks']:,} ticks over {cfg.memory_symbols:,} symbols")
+    on = _memory_run(svc, topic, fill["ticks"], scoring=True)
+    progress(f"memory: peak RSS {on['rss_peak_mb']:,.0f} MiB (scoring on)")
+    off = _memory_run(svc, topic, fill["ticks"], scoring=False)
+    progress(f"memory: peak RSS {off['rss_peak_mb']:,.0f} MiB (scoring off)")
+    return {"consumer_rss_mb": on["rss_peak_mb"],
             "details": {"symbols": cfg.memory_symbols, "intervals": _INTERVALS, "ticks": fill["ticks"],
-                        "event_minutes": cfg.memory_minutes, "scoring": True,
-                        "rss_after_start_mb": _r(res["rss_ready_mb"], 1),
-                        "rss_peak_sampled_mb": _r(peak, 1), "rss_peak_vmhwm_mb": _r(res["rss_peak_mb"], 1),
-                        "open_windows_at_end": res["open_windows_end"], "pipeline": res["stats"]}}
+                        "event_minutes": cfg.memory_minutes, "scoring_on": on, "scoring_off": off,
+                        "how": "the consumer (CandlePipeline, PostgreSQL + Redis, default detectors) in its "
+                               "own process on a pre-filled topic, RSS sampled every 50 ms and the "
+                               "kernel's high-water mark (VmHWM); the key is with scoring on"}}
 
 
 _SECTION_FUNCS: Final[dict[str, tuple[Callable[[_Services, BenchConfig, Progress], dict[str, Any]], tuple[str, ...]]]] = {
