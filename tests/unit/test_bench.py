@@ -1,0 +1,107 @@
+"""Smoke tests of the benchmark suite (``cryptolab bench``): keys, types, checks. No timings.
+
+The unit tests run the sections that need no service (batch vs polars, scoring, history on
+SQLite) in ``--quick`` mode; the integration test runs the whole quick suite against the
+real services. Neither asserts a speed: only that every fixed key is there, of the right
+type, and that the correctness checks (cryptolab's candles equal Quix's and polars') hold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from cryptolab.bench import KEYS, SECTIONS, TARGETS, BenchConfig, check_targets, resolve_sections
+from cryptolab.cli import main
+
+PURE = ("history", "scoring", "batch")
+
+
+def _run_cli(tmp_path: Path, *args: str) -> tuple[int, dict]:
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--quick", "--json", str(out), *args])
+    return code, json.loads(out.read_text())
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _assert_document(doc: dict, measured: set[str]) -> None:
+    assert set(KEYS) <= set(doc), "every fixed key is always present"
+    for key, (section, _meaning) in KEYS.items():
+        if section in measured:
+            assert _is_number(doc[key]), f"{key} = {doc[key]!r}"
+            assert doc[key] > 0, key
+        else:
+            assert doc[key] is None, f"{key} was not measured but is {doc[key]!r}"
+    assert set(doc["targets"]) == set(TARGETS)
+    for key, target in doc["targets"].items():
+        assert target["value"] == doc[key]
+        assert target["ok"] is (None if doc[key] is None else target["ok"])
+        if doc[key] is not None:
+            assert isinstance(target["ok"], bool)
+    assert all(isinstance(ok, bool) for ok in doc["checks"].values())
+    assert doc["machine"]["cpus"] >= 1 and isinstance(doc["machine"]["python"], str)
+    assert doc["versions"]["cryptolab"] and doc["versions"]["polars"]
+    assert set(doc["details"]) == measured
+    assert doc["config"]["sections"] == [s for s in SECTIONS if s in doc["config"]["sections"]]
+
+
+def test_quick_pure_sections_write_every_key(tmp_path):
+    code, doc = _run_cli(tmp_path, "--only", ",".join(PURE))
+    assert code == 0, doc["skipped"]
+    assert doc["skipped"] == {}
+    _assert_document(doc, set(PURE))
+    assert doc["checks"] == {"batch_candles_equal_polars": True}
+    batch = doc["details"]["batch"]
+    assert batch["ticks"] == BenchConfig.quick_config().batch_ticks
+    assert batch["same_windows"] and batch["ohlc_trades_equal"] and batch["volume_close"]
+    assert doc["details"]["history"]["dialect"] == "sqlite"  # no PostgreSQL configured in unit tests
+    assert 0 <= doc["scoring_cpu_overhead"] < 10
+
+
+def test_sections_without_their_services_are_skipped_and_named(tmp_path):
+    code, doc = _run_cli(tmp_path, "--only", "batch,latest,consumer_vs_quix")
+    assert code == 1  # a requested section could not run
+    assert set(doc["skipped"]) == {"latest", "consumer"}
+    assert "Redis" in doc["skipped"]["latest"] and "services.sh" in doc["skipped"]["latest"]
+    assert "Kafka" in doc["skipped"]["consumer"]
+    _assert_document(doc, {"batch"})
+
+
+def test_only_accepts_sections_and_keys_and_rejects_the_rest(capsys, tmp_path):
+    assert resolve_sections("latency_window_end_to_publish_ms_p99,batch") == ["latency", "batch"]
+    assert resolve_sections(["memory", "producer"]) == ["producer", "memory"]
+    with pytest.raises(ValueError, match="unknown benchmark 'nope'"):
+        resolve_sections("batch,nope")
+    assert main(["bench", "--json", str(tmp_path / "x.json"), "--only", "nope"]) == 2
+    assert "unknown benchmark" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_check_targets_compares_each_bound():
+    doc = {"consumer_vs_bare": 0.49, "history_1000_ms_p50": 2.0, "consumer_rss_mb": float("nan")}
+    checked = check_targets(doc)
+    assert checked["consumer_vs_bare"]["ok"] is False
+    assert checked["history_1000_ms_p50"]["ok"] is True
+    assert checked["consumer_rss_mb"]["ok"] is None
+    assert checked["consumer_vs_quix"] == {"value": None, "target": ">= 10", "ok": None}
+
+
+@pytest.mark.slow
+def test_quick_suite_against_the_services(tmp_path, kafka_bootstrap, pg_url, redis_url):
+    code, doc = _run_cli(tmp_path, "--kafka", kafka_bootstrap, "--store", pg_url, "--redis", redis_url)
+    assert doc["skipped"] == {}
+    _assert_document(doc, set(SECTIONS))
+    assert doc["checks"] == {
+        "consumer_all_ticks": True, "consumer_candles_equal_quix": True, "batch_candles_equal_polars": True,
+    }
+    assert code == 0
+    cmp = doc["details"]["consumer"]["candles_vs_quix"]
+    assert cmp["compared"] > 0 and cmp["mismatched"] == 0
+    assert doc["details"]["latency"]["window_closes_measured"] > 0
+    assert doc["details"]["history"]["dialect"] == "postgresql"
