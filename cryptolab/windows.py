@@ -97,11 +97,14 @@ class Emission:
 
 
 class _Partition:
-    __slots__ = ("last_close", "max_ts", "next_close", "windows", "wm")
+    __slots__ = ("floor", "last_close", "max_ts", "next_close", "windows", "wm")
 
     def __init__(self, n_intervals: int) -> None:
         self.max_ts = _NEG_INF
         self.wm = _NEG_INF
+        # per interval: windows ending at or before this are closed although the watermark
+        # has not reached them (an idle close); the interval's watermark is max(wm, floor)
+        self.floor = [_NEG_INF] * n_intervals
         # per interval: {window_start: {symbol: acc}}
         self.windows: list[dict[int, dict[str, list[Any]]]] = [{} for _ in range(n_intervals)]
         self.next_close = _NEG_INF  # smallest open window end (any interval), or +inf
@@ -201,6 +204,7 @@ class CandleAggregator:
         if p is None:
             p = self._parts[partition] = _Partition(len(self.interval_ms))
         wm = p.wm
+        floor = p.floor
         accepted = True
         lateness = self.allowed_lateness_ms
         sized = size is not None
@@ -210,8 +214,11 @@ class CandleAggregator:
         for iv in self.interval_ms:
             ws = ts - ts % iv
             we = ws + iv
-            closed = we <= wm
-            if closed and wm >= we + lateness:
+            wk = floor[k]
+            if wk < wm:
+                wk = wm
+            closed = we <= wk
+            if closed and wk >= we + lateness:
                 accepted = False
                 k += 1
                 continue
@@ -427,10 +434,12 @@ class CandleAggregator:
         for k, iv in enumerate(self.interval_ms):
             ws = t - t % iv
             we = ws + iv
-            closed = we <= wm0
+            fk = p.floor[k]
+            closed = we <= max(wm0, fk)
             keep: npt.NDArray[np.bool_] | None = None
             if closed.any():
-                too_late = closed & (wm_before >= we + lateness)
+                wk_before = wm_before if fk <= wm0 else np.maximum(wm_before, fk)
+                too_late = closed & (wk_before >= we + lateness)
                 if too_late.any():
                     late |= too_late
                     keep = ~too_late
@@ -485,7 +494,7 @@ class CandleAggregator:
         inits = [np.full((len(s[1]), 2), -0.0) for s in sums]
         for _first, k, g, code, w, cnt, o, h, lo, cl, ft, lt, ht, lwt, zs in groups:
             symbol = symbols[code]
-            closed_w = w + ivs[k] <= wm0
+            closed_w = w + ivs[k] <= max(wm0, p.floor[k])
             bucket = windows[k].get(w)
             if bucket is None:
                 bucket = windows[k][w] = {}
@@ -531,10 +540,10 @@ class CandleAggregator:
 
     # ----------------------------------------------------------------- closing
     def _close(self, partition: int, p: _Partition) -> None:
-        """Close every window whose end is at or before the watermark."""
-        wm = p.wm
+        """Close every window whose end is at or before its interval's watermark."""
         nxt = 2**62
         for k, iv in enumerate(self.interval_ms):
+            wm = max(p.wm, p.floor[k])
             wins = p.windows[k]
             name = self.intervals[k]
             closing = sorted(ws for ws in wins if ws + iv <= wm)
@@ -578,17 +587,26 @@ class CandleAggregator:
             n += 1
 
     def close_partition(self, partition: int) -> None:
-        """Idle close: advance the partition's watermark past all its open windows."""
+        """Idle close: close all the partition's open windows now.
+
+        Each interval's watermark is raised to the end of its own open windows,
+        so the candles are emitted, while the partition's event-time watermark
+        stays where the data put it: ticks newer than everything seen remain on
+        time (a tick for a window closed this way revises its candle).
+        """
         p = self._parts.get(partition)
         if p is None:
             return
-        ends = [ws + iv for k, iv in enumerate(self.interval_ms) for ws in p.windows[k]]
-        if not ends:
-            return
-        target = max(ends)
-        if target > p.wm:
-            p.wm = target
-        self._close(partition, p)
+        moved = False
+        for k, iv in enumerate(self.interval_ms):
+            wins = p.windows[k]
+            if wins:
+                end = max(wins) + iv
+                if end > p.floor[k] and end > p.wm:
+                    p.floor[k] = end
+                    moved = True
+        if moved:
+            self._close(partition, p)
 
     def close_all(self) -> None:
         """Close every open window of every partition (end of input)."""
@@ -632,8 +650,8 @@ class CandleAggregator:
     def _evict(self) -> None:
         lateness = self.allowed_lateness_ms
         for p in self._parts.values():
-            wm = p.wm
             for k, iv in enumerate(self.interval_ms):
+                wm = max(p.wm, p.floor[k])
                 wins = p.windows[k]
                 old = [ws for ws in wins if wm >= ws + iv + lateness]
                 for ws in old:
@@ -682,6 +700,7 @@ class CandleAggregator:
             "intervals": list(self.intervals),
             "max_ts": None if p.max_ts == _NEG_INF else p.max_ts,
             "wm": None if p.wm == _NEG_INF else p.wm,
+            "floor": [None if f == _NEG_INF else f for f in p.floor],
             "windows": windows,
             "last": last,
         }
@@ -699,6 +718,7 @@ class CandleAggregator:
         p = _Partition(len(self.interval_ms))
         p.max_ts = _NEG_INF if state["max_ts"] is None else int(state["max_ts"])
         p.wm = _NEG_INF if state["wm"] is None else int(state["wm"])
+        p.floor = [_NEG_INF if f is None else int(f) for f in state.get("floor") or p.floor]
         nxt = 2**62
         for row in state["windows"]:
             k, ws, symbol = row[0], row[1], row[2]

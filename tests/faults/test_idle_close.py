@@ -1,22 +1,14 @@
-"""Known issue, pinned: an idle close makes the ticks that follow it "too late".
+"""An idle close never makes the ticks that follow it "too late".
 
 The pipeline closes a partition's open windows when it has received nothing
 for ``CRYPTOLAB_IDLE_TIMEOUT`` of wall-clock time (default 30 s), by
-:meth:`CandleAggregator.close_partition`, which moves the partition's
-watermark to the end of its *longest* open window (up to 15 minutes ahead of
-the data with the default intervals). When the partition was not idle but
-stalled -- a broker outage, a store outage that blocks commits, a frozen
-consumer, or simply a market pause of half a minute -- the ticks that come
-next are newer than anything seen, yet most of them are classified too late
-for the 1m and 5m candles: they go to the late-ticks table instead of into
-candles. The fault tests set the idle timeout out of reach for this reason
-(``harness.CONSUMER_ENV``).
-
-Expected behaviour (what this test asserts, and what fails today): a tick
-newer than every tick its partition has seen is never too late. A fix would
-advance the watermark on idleness only by the idle time in event time (or
-close only windows that end before it), and not count time the consumer
-spent stalled as idleness.
+:meth:`CandleAggregator.close_partition`. That raises each interval's own
+watermark to the end of its open windows (so their candles are emitted) but
+leaves the partition's event-time watermark where the data put it. When the
+partition was not idle but stalled (a broker or store outage, a frozen
+consumer, a market pause), the ticks that come next are newer than anything
+seen: they must stay on time, and a tick for a window closed this way revises
+its candle.
 """
 
 from __future__ import annotations
@@ -30,8 +22,6 @@ pytestmark = [pytest.mark.faults]
 T0 = 1_700_000_040_000  # a minute boundary, 8m 40s into a 15-minute window
 
 
-@pytest.mark.xfail(strict=True, reason="idle close moves the watermark to the end of the longest "
-                                       "open window (known issue, see module docstring)")
 def test_ticks_newer_than_everything_seen_are_never_too_late_after_an_idle_close() -> None:
     agg = CandleAggregator(intervals="1m,5m,15m", out_of_orderness_ms=1_000, allowed_lateness_ms=60_000)
     for s in range(180):  # three minutes of trades, one a second

@@ -183,10 +183,20 @@ def test_idle_close_emits_last_candle_and_later_ticks_follow_watermark():
     agg.close_partition(3)
     em = agg.drain()
     assert [(c.window_start, c.final) for c in em.finals] == [(T0, True)]
-    assert agg.watermark(3) == T0 + 60_000
-    # a straggler within lateness revises it
+    assert agg.watermark(3) == T0 + 1_000  # the event-time watermark stays with the data
+    # a straggler for the closed window revises it
     assert agg.add("ETH-USD", T0 + 2_000, 11.0, 1.0, partition=3)
     assert agg.drain().finals[0].revision == 1
+    # the feed resumes: newer ticks are on time, in the next window
+    assert agg.add("ETH-USD", T0 + 65_000, 12.0, 1.0, partition=3)
+    em = agg.drain()
+    assert [(c.window_start, c.final) for c in em.updates] == [(T0 + 60_000, False)]
+    # and the idle floor survives a snapshot/restore
+    snap = agg.snapshot(3)
+    other = CandleAggregator(intervals="1m", out_of_orderness_ms=0, allowed_lateness_ms=60_000)
+    other.restore(3, state_from_bytes(state_to_bytes(snap)))
+    assert other.add("ETH-USD", T0 + 3_000, 9.0, 1.0, partition=3)
+    assert other.drain().finals[0].revision == 2
 
 
 def test_partitions_have_independent_watermarks():

@@ -38,7 +38,7 @@ def _emission_key(em):
     return ([c for c in em.updates], [c for c in em.finals], [c for c in em.first_finals])
 
 
-def _run(rows, cuts, *, columnar, intervals, ooo, lateness, gap_fill=False, restart_at=None):
+def _run(rows, cuts, *, columnar, intervals, ooo, lateness, gap_fill=False, restart_at=None, idle_at=None):
     """Feed rows in batches (split at ``cuts``), per partition in order of first appearance."""
     agg = CandleAggregator(intervals=intervals, out_of_orderness_ms=ooo, allowed_lateness_ms=lateness,
                            gap_fill=gap_fill)
@@ -64,6 +64,9 @@ def _run(rows, cuts, *, columnar, intervals, ooo, lateness, gap_fill=False, rest
                     s, dt, price, size, _ = rows[i]
                     if not agg.add(s, T0 + dt, price, size, part):
                         late.append(i)
+        if idle_at is not None and bi == idle_at:
+            for q in agg.partitions:  # an idle close between batches, as the pipeline does
+                agg.close_partition(q)
         em = agg.drain()
         out.append(_emission_key(em))
         out.append([state_to_bytes(agg.snapshot(q)) for q in agg.partitions])
@@ -96,13 +99,15 @@ def vector_min(request, monkeypatch):
 @given(rows=rows_strategy, cuts=st.lists(st.integers(0, 250), max_size=6),
        ooo=st.sampled_from([0, 1_000, 30_000]), lateness=st.sampled_from([0, 30_000, 120_000]),
        intervals=st.sampled_from(["1m", "1m,5m", "2m,5m,15m", "1s,1m"]),
-       sort=st.booleans(), gap_fill=st.booleans(), restart=st.one_of(st.none(), st.integers(0, 5)))
+       sort=st.booleans(), gap_fill=st.booleans(), restart=st.one_of(st.none(), st.integers(0, 5)),
+       idle=st.one_of(st.none(), st.integers(0, 5)))
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_add_columns_equals_add_per_tick(vector_min, rows, cuts, ooo, lateness, intervals, sort, gap_fill,
-                                         restart):
+                                         restart, idle):
     if sort:
         rows = sorted(rows, key=lambda r: r[1])
-    kw = dict(intervals=intervals, ooo=ooo, lateness=lateness, gap_fill=gap_fill, restart_at=restart)
+    kw = dict(intervals=intervals, ooo=ooo, lateness=lateness, gap_fill=gap_fill, restart_at=restart,
+              idle_at=idle)
     want = _run(rows, cuts, columnar=False, **kw)
     got = _run(rows, cuts, columnar=True, **kw)
     _same(got, want)
