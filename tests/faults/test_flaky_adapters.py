@@ -35,7 +35,7 @@ from cryptolab.models import encode_tick
 from cryptolab.pipeline import CandlePipeline
 from cryptolab.store import Store
 
-pytestmark = [pytest.mark.faults]
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 BAD = [b"not json", b'{"v":1,"symbol":"BTC-USD","ts":1700000100000,"price":-1.0}']
 
