@@ -409,9 +409,11 @@ def consume_cmd(settings: Settings, group: str, *, batch_size: int = 1_000, stop
 
 
 #: Environment of every faulted consumer. The idle timeout is wall-clock based: a partition
-#: that receives nothing for that long has its windows closed early, which an outage longer
-#: than the default 30 s would trigger (see test_idle_close.py); faults here are about
-#: recovery, so it is set out of their reach, identically for every run compared.
+#: that receives nothing for that long (default 30 s) has its open windows closed, so an outage
+#: longer than that emits (and scores) those candles before all their ticks arrived, and the
+#: rest come as revisions: the same OHLCV values, but revision counts and alerts that differ from
+#: an uninterrupted run (see test_idle_close.py). Faults here are about recovery, so the timeout
+#: is set out of their reach, identically for every run compared.
 CONSUMER_ENV = {"CRYPTOLAB_IDLE_TIMEOUT": "10m"}
 
 
