@@ -38,11 +38,14 @@ install: $(STAMP) ## Create .venv if missing and install cryptolab with all extr
 demo: install ## Run the end-to-end demo (cryptolab demo)
 	$(BIN)/cryptolab demo
 
-test: install ## Start the services, then run unit, integration, doctest and notebook tests
+test: install ## Lint and type-check, start the services, then run unit, integration, doctest and notebook tests
 	@echo "+ scripts/services.sh up"
 	scripts/services.sh up
 	echo "+ scripts/ensure_chromium.sh"
 	scripts/ensure_chromium.sh
+	echo "+ ruff check and mypy --strict"
+	$(BIN)/ruff check cryptolab tests benchmarks
+	$(BIN)/mypy
 	eval "$$(scripts/services.sh env)"
 	mapfile -t notebooks < <(find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | sort)
 	nbval=()
