@@ -23,7 +23,9 @@ Examples
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,10 @@ CANDLE_COLUMNS = [
 ]
 
 _TS_ALIASES = ("ts_ms", "ts", "timestamp", "time")
+#: Ticks per chunk of in-order input (whole windows of the largest interval per chunk).
+_CHUNK_TICKS = 1 << 20
+#: Threads folding chunks of a large input (numpy releases the GIL in its loops).
+_THREADS = min(4, os.cpu_count() or 1)
 
 
 def ticks_to_frame(ticks: Iterable[Tick]) -> pd.DataFrame:
@@ -68,13 +74,52 @@ def _seq_segment_sum(
     order = np.argsort(-lengths, kind="stable")
     st = starts[order]
     neg_len = -lengths[order]  # ascending
-    acc = np.zeros(len(st))
+    acc = np.full(len(st), -0.0)  # -0.0 + x == x, even for x = -0.0 (as the stream's first tick)
     maxlen = int(-neg_len[0])
     for k in range(maxlen):
         n = int(np.searchsorted(neg_len, -k, side="left"))  # segments longer than k
         acc[:n] += x[st[:n] + k]
     out = np.empty_like(acc)
     out[order] = acc
+    return out
+
+
+def _seq_segment_sums2(
+    x: npt.NDArray[np.float64], starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """:func:`_seq_segment_sum` of both rows of ``x`` (shape ``(2, n)``) at once.
+
+    Many short segments are summed position by position across segments; few long
+    ones each with one ``np.add.accumulate`` (a running sum: sequential by nature).
+    Returns shape ``(2, len(starts))``.
+
+    Examples
+    --------
+    >>> x = np.array([[0.1, 0.2, 0.3], [1.0, 2.0, 3.0]])
+    >>> _seq_segment_sums2(x, np.array([0, 1]), np.array([1, 2])).tolist()
+    [[0.1, 0.5], [1.0, 5.0]]
+    """
+    n_seg = len(starts)
+    out = np.zeros((2, n_seg))
+    if n_seg == 0:
+        return out
+    longest = int(lengths.max())
+    if n_seg * 3 < longest * 4:  # few long segments: one C loop each
+        accumulate = np.add.accumulate
+        for i, (s, m) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
+            out[:, i] = accumulate(x[:, s : s + m], axis=1)[:, -1]
+        return out
+    order = np.argsort(-lengths, kind="stable")
+    idx = starts[order].copy()
+    neg_len = -lengths[order]  # ascending
+    acc = x[:, idx]
+    buf = np.empty_like(acc)
+    for k in range(1, longest):
+        n = int(np.searchsorted(neg_len, -k, side="left"))  # segments longer than k
+        idx[:n] += 1
+        np.take(x, idx[:n], axis=1, out=buf[:, :n])
+        np.add(acc[:, :n], buf[:, :n], out=acc[:, :n])
+    out[:, order] = acc
     return out
 
 
@@ -138,8 +183,46 @@ def candles_from_ticks(
     size = np.where(sized, size_raw, 0.0)
     pv = price * size
     in_order = bool(np.all(ts[1:] >= ts[:-1])) if n > 1 else True
-    base_order = np.argsort(codes, kind="stable") if in_order else None
+    ivs = [parse_interval(name) for name in names]
+    if in_order and all(iv % min(ivs) == 0 for iv in ivs):
+        # the common case (a recording, a replay): fold the smallest interval tick by tick
+        # and build the larger ones, which are unions of its windows, from its candles;
+        # in chunks of whole windows of the largest interval (cache-sized, no window split)
+        chunks = _time_chunks(ts, max(ivs))
 
+        def fold(chunk: tuple[int, int]) -> list[pd.DataFrame]:
+            a, b = chunk
+            return _in_order_frames(codes[a:b], uniques, ts[a:b], price[a:b], size_raw[a:b], names, ivs)
+
+        workers = min(len(chunks), _THREADS)
+        if workers > 1:  # numpy releases the GIL in its loops: chunks fold in parallel
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cryptolab-candles") as pool:
+                frames = [f for part in pool.map(fold, chunks) for f in part]
+        else:
+            frames = [f for chunk in chunks for f in fold(chunk)]
+    else:
+        frames = _general_frames(codes, uniques, ts, price, size, sized, pv, names, in_order)
+    out = pd.concat(frames, ignore_index=True)
+    if gap_fill:
+        out = _add_gaps(out)
+    out = out.sort_values(["symbol", "_iv", "window_start"], kind="stable").drop(columns="_iv")
+    return out.reset_index(drop=True)
+
+
+def _general_frames(
+    codes: npt.NDArray[np.int64],
+    uniques: Any,
+    ts: npt.NDArray[np.int64],
+    price: npt.NDArray[np.float64],
+    size: npt.NDArray[np.float64],
+    sized: npt.NDArray[np.bool_],
+    pv: npt.NDArray[np.float64],
+    names: Sequence[str],
+    in_order: bool,
+) -> list[pd.DataFrame]:
+    """Candles of each interval on its own (any tick order)."""
+    n = len(ts)
+    base_order = np.argsort(codes, kind="stable") if in_order else None
     frames = []
     for name in names:
         iv = parse_interval(name)
@@ -199,11 +282,167 @@ def candles_from_ticks(
                 }
             )
         )
-    out = pd.concat(frames, ignore_index=True)
-    if gap_fill:
-        out = _add_gaps(out)
-    out = out.sort_values(["symbol", "_iv", "window_start"], kind="stable").drop(columns="_iv")
-    return out.reset_index(drop=True)
+    return frames
+
+
+def _time_chunks(ts: npt.NDArray[np.int64], window: int, target: int = 0) -> list[tuple[int, int]]:
+    """Cut time-ordered ticks into ``[a, b)`` ranges of about ``target`` rows, only at
+    boundaries of ``window``-long epoch-aligned windows (so no window is split).
+
+    Examples
+    --------
+    >>> _time_chunks(np.array([0, 5, 10, 12, 25]), 10, target=2)
+    [(0, 2), (2, 4), (4, 5)]
+    """
+    n = len(ts)
+    target = target or _CHUNK_TICKS
+    first = int(ts[0]) - int(ts[0]) % window
+    cuts = np.searchsorted(ts, np.arange(first + window, int(ts[-1]) + 1, window), side="left")
+    out = []
+    a = 0
+    while a < n:
+        i = int(np.searchsorted(cuts, a + target, side="left"))
+        b = int(cuts[i]) if i < len(cuts) else n
+        if b <= a:  # defensive: never loop without progress
+            b = n
+        out.append((a, b))
+        a = b
+    return out
+
+
+def _first_where(mask: npt.NDArray[np.bool_], group: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Per group (rows sorted by group), the position of its first row where ``mask`` holds.
+
+    Every group must have one.
+    """
+    idx = np.flatnonzero(mask)
+    g = group[idx]
+    first = np.empty(len(idx), dtype=bool)
+    first[:1] = True
+    np.not_equal(g[1:], g[:-1], out=first[1:])
+    return idx[first]
+
+
+def _in_order_frames(
+    codes: npt.NDArray[np.int64],
+    uniques: Any,
+    ts: npt.NDArray[np.int64],
+    price: npt.NDArray[np.float64],
+    size_raw: npt.NDArray[np.float64],
+    names: Sequence[str],
+    ivs: Sequence[int],
+) -> list[pd.DataFrame]:
+    """Candles of ticks in time order, every interval a multiple of the smallest.
+
+    Same values as :func:`_general_frames`. The ticks are sorted (stably) by window of
+    the smallest interval, then symbol: a window's ticks stay in time order, so its
+    open/close are its first/last tick and the earliest extreme is the first one. A
+    larger window is a run of smallest windows of its symbol, so its open/high/low/close
+    (and their times) follow from theirs. Volume and price x volume are summed per
+    window with ``np.bincount``, which adds the weights one after the other in array
+    (here: arrival) order, as the streaming aggregator does.
+    """
+    n = len(ts)
+    k = len(uniques)
+    base = min(ivs)
+    t0 = int(ts[0]) - int(ts[0]) % base
+    w = (ts - t0) // base  # window of the smallest interval, from the chunk's first one
+    key = w * k + codes
+    top = int(key[-1])  # ts is sorted: the last tick has the largest window
+    small = np.int16 if top <= 32_767 else np.int32 if top <= 2**31 - 1 else np.int64
+    order = np.argsort(key.astype(small), kind="stable")  # a radix sort for small keys
+    key_s = key[order]
+    p_s = price[order]
+    z_s = size_raw[order]
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    np.not_equal(key_s[1:], key_s[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    ends = np.append(starts[1:], n)
+    lengths = ends - starts
+    g = len(starts)
+    group = np.repeat(np.arange(g, dtype=np.int64), lengths)  # window of each sorted tick
+    vol = np.where(np.isnan(z_s), 0.0, z_s)
+    pv = p_s * vol
+    neg_zero = bool((np.signbit(vol) & (vol == 0)).any())
+    # the smallest interval's windows, in (window, symbol) order
+    g_key = key_s[starts]
+    order_g = np.lexsort((g_key // k, g_key % k))  # -> (symbol, window) order
+    b_code = (g_key % k)[order_g]
+    b_ws = (t0 + (g_key // k) * base)[order_g]
+    b_starts, b_ends, b_len = starts[order_g], ends[order_g], lengths[order_g]
+    b_open, b_close = p_s[b_starts], p_s[b_ends - 1]
+    b_first, b_last = ts[order[b_starts]], ts[order[b_ends - 1]]
+    b_high = np.maximum.reduceat(p_s, starts)
+    b_low = np.minimum.reduceat(p_s, starts)
+    b_high_ts = ts[order[_first_where(p_s == np.repeat(b_high, lengths), group)]][order_g]
+    b_low_ts = ts[order[_first_where(p_s == np.repeat(b_low, lengths), group)]][order_g]
+    b_high, b_low = b_high[order_g], b_low[order_g]
+    b_sized = np.logical_or.reduceat(~np.isnan(z_s), starts)[order_g]
+    symbols = np.asarray(uniques, dtype=object)
+    big = np.iinfo(np.int64).max
+    frames = []
+    for name, iv in zip(names, ivs, strict=True):
+        to_window = np.empty(g, dtype=np.int64)  # sorted-order window -> this interval's window
+        if iv == base:
+            gs = np.arange(g)
+            open_, close, first_ts, last_ts = b_open, b_close, b_first, b_last
+            high, low, high_ts, low_ts, any_sized = b_high, b_low, b_high_ts, b_low_ts, b_sized
+            w0, code, trades = b_ws, b_code, b_len
+            to_window[order_g] = gs
+        else:
+            wsi = b_ws - b_ws % iv
+            chg = np.empty(g, dtype=bool)
+            chg[0] = True
+            chg[1:] = (b_code[1:] != b_code[:-1]) | (wsi[1:] != wsi[:-1])
+            gs = np.flatnonzero(chg)
+            ge = np.append(gs[1:], g)
+            runs = ge - gs
+            open_, close, first_ts, last_ts = b_open[gs], b_close[ge - 1], b_first[gs], b_last[ge - 1]
+            high = np.maximum.reduceat(b_high, gs)
+            low = np.minimum.reduceat(b_low, gs)
+            high_ts = np.minimum.reduceat(np.where(b_high == np.repeat(high, runs), b_high_ts, big), gs)
+            low_ts = np.minimum.reduceat(np.where(b_low == np.repeat(low, runs), b_low_ts, big), gs)
+            any_sized = np.logical_or.reduceat(b_sized, gs)
+            w0, code = wsi[gs], b_code[gs]
+            trades = np.add.reduceat(b_len, gs)
+            to_window[order_g] = np.repeat(np.arange(len(gs)), runs)
+        tick_window = to_window[group]
+        m = len(gs)
+        volume = np.bincount(tick_window, weights=vol, minlength=m)
+        pvsum = np.bincount(tick_window, weights=pv, minlength=m)
+        if neg_zero:  # bincount starts from +0.0: a window of -0.0 sizes only sums to -0.0
+            all_neg = np.bincount(tick_window, weights=np.signbit(vol) & (vol == 0), minlength=m) == trades
+            volume[all_neg] = -0.0
+            pvsum[all_neg & (np.bincount(tick_window, weights=np.signbit(pv) & (pv == 0), minlength=m) == trades)] = -0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vwap = np.where(any_sized & (volume > 0), pvsum / np.where(volume > 0, volume, 1.0), np.nan)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbols[code],
+                    "interval": name,
+                    "window_start": w0,
+                    "window_end": w0 + iv,
+                    "open": open_,
+                    "high": high,
+                    "low": low,
+                    "close": close,
+                    "volume": volume,
+                    "vwap": vwap,
+                    "trades": trades,
+                    "first_ts": first_ts,
+                    "last_ts": last_ts,
+                    "high_ts": high_ts,
+                    "low_ts": low_ts,
+                    "revision": np.zeros(m, dtype=np.int64),
+                    "final": True,
+                    "gap": False,
+                    "_iv": iv,
+                }
+            )
+        )
+    return frames
 
 
 def _add_gaps(frame: pd.DataFrame) -> pd.DataFrame:
