@@ -438,13 +438,7 @@ def decode_candle(data: bytes | str) -> Candle:
     WireError
         When the payload is not a candle.
     """
-    try:
-        d = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise WireError("record", f"not valid JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise WireError("record", "must be a JSON object")
-    d.pop("v", None)
+    d = _load_object(data)
     missing = [f for f in CANDLE_FIELDS if f not in d and f not in ("revision", "final", "gap")]
     if missing:
         raise WireError(missing[0], "missing")
@@ -452,6 +446,18 @@ def decode_candle(data: bytes | str) -> Candle:
         return Candle(**{k: d[k] for k in CANDLE_FIELDS if k in d})
     except TypeError as exc:
         raise WireError("record", str(exc)) from None
+
+
+def _load_object(data: bytes | str) -> dict[str, Any]:
+    """Parse a JSON object payload (the wire version key dropped), or raise WireError."""
+    try:
+        d = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise WireError("record", f"not valid JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise WireError("record", "must be a JSON object")
+    d.pop("v", None)
+    return d
 
 
 @dataclass(slots=True, kw_only=True)
@@ -506,13 +512,7 @@ def decode_alert(data: bytes | str) -> Alert:
     WireError
         When the payload is not an alert.
     """
-    try:
-        d = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise WireError("record", f"not valid JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise WireError("record", "must be a JSON object")
-    d.pop("v", None)
+    d = _load_object(data)
     try:
         return Alert(**{k: d[k] for k in ALERT_FIELDS if k in d})
     except TypeError as exc:
