@@ -25,9 +25,11 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from itertools import chain, repeat
+from operator import attrgetter
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -131,6 +133,129 @@ def _precise_error(record: Any, exc: Exception) -> Exception:
     except ValidationError as precise:
         return precise
     return exc
+
+
+try:  # the consumer's fast path decodes and validates wire records in one C pass
+    import msgspec
+except ImportError:  # pragma: no cover - msgspec is a dependency; orjson + checks otherwise
+    msgspec = None  # type: ignore[assignment]
+
+
+if msgspec is not None:
+
+    class _WireTick(msgspec.Struct, forbid_unknown_fields=True):
+        """A wire record that passes the fast path's checks exactly.
+
+        It is accepted only when :func:`~cryptolab.models.tick_from_dict` would accept it
+        with the same values (an int price becomes a float in both); more is rejected
+        (an int ``trade_id``, a float ``ts``, ``"v": 1.0``): such batches go one by one.
+        """
+
+        v: Literal[1]
+        symbol: str
+        ts: Annotated[int, msgspec.Meta(ge=MIN_TS_MS, lt=MAX_TS_MS)]
+        price: Annotated[float, msgspec.Meta(gt=0.0, lt=MAX_PRICE)]
+        size: Annotated[float, msgspec.Meta(ge=0.0, lt=MAX_SIZE)] | None = None
+        source: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+        trade_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+def _wire_decoder() -> Callable[[bytes], Any] | None:
+    """The decoder of :class:`_WireTick` (``None`` without msgspec)."""
+    if msgspec is None:  # pragma: no cover
+        return None
+    decode: Callable[[bytes], Any] = msgspec.json.Decoder(_WireTick).decode
+    return decode
+
+
+_decode_wire = _wire_decoder()
+_symbol_of = attrgetter("symbol")
+_ts_of = attrgetter("ts")
+_price_of = attrgetter("price")
+_size_of = attrgetter("size")
+
+
+def _struct_columns(
+    records: list[Any], codes: dict[str, int]
+) -> tuple[list[int], list[int], list[float], list[float | None]] | None:
+    """Columns of validated wire records (``None`` when a symbol is new: one by one)."""
+    code = list(map(codes.get, map(_symbol_of, records)))
+    if None in code:
+        return None
+    return (code, list(map(_ts_of, records)), list(map(_price_of, records)),  # type: ignore[return-value]
+            list(map(_size_of, records)))
+
+
+def _field(record: Any, name: str) -> Any:
+    """A field of a decoded record: a dict (one by one) or a wire struct (in bulk)."""
+    return record.get(name) if isinstance(record, dict) else getattr(record, name)
+
+
+def _runs(parts: list[int]) -> list[tuple[int, int]]:
+    """``[a, b)`` ranges of consecutive messages from the same partition.
+
+    Examples
+    --------
+    >>> _runs([0, 0, 1, 1, 1, 0])
+    [(0, 2), (2, 5), (5, 6)]
+    """
+    n = len(parts)
+    if parts.count(parts[0]) == n:
+        return [(0, n)]
+    arr = np.asarray(parts)
+    bounds = [0, *(np.flatnonzero(arr[1:] != arr[:-1]) + 1).tolist(), n]
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+_get = dict.get
+_item = dict.__getitem__
+_NONE = type(None)
+
+
+def _valid_columns(
+    records: list[Any], codes: dict[str, int]
+) -> tuple[list[int], list[int], list[float], list[float | None]] | None:
+    """Symbol codes, times, prices and sizes of decoded records when every one passes the
+    per-record fast checks of ``CandlePipeline._read_records``; ``None`` when one does not.
+
+    Each check runs over the whole batch at C speed (``map``, ``set``, ``min``/``max``).
+
+    Examples
+    --------
+    >>> ok = {"v": 1, "symbol": "BTC-USD", "ts": 1_700_000_000_000, "price": 2.0, "size": None}
+    >>> _valid_columns([ok], {"BTC-USD": 0})
+    ([0], [1700000000000], [2.0], [None])
+    >>> _valid_columns([ok, {**ok, "v": True}], {"BTC-USD": 0}) is None
+    True
+    """
+    n = len(records)
+    if set(map(type, records)) != {dict} or not _TICK_KEYS.issuperset(chain.from_iterable(records)):
+        return None
+    v = list(map(_get, records, repeat("v")))
+    if set(map(type, v)) != {int} or v.count(1) != n:
+        return None
+    code = list(map(codes.get, map(_item, records, repeat("symbol"))))
+    if None in code:
+        return None
+    ts = list(map(_item, records, repeat("ts")))
+    if set(map(type, ts)) != {int} or min(ts) < MIN_TS_MS or max(ts) >= MAX_TS_MS:
+        return None
+    price = list(map(_item, records, repeat("price")))
+    if set(map(type, price)) != {float} or not (min(price) > 0.0 and max(price) < MAX_PRICE):
+        return None
+    size = list(map(_get, records, repeat("size")))
+    kinds = set(map(type, size))
+    if not kinds <= {float, _NONE}:
+        return None
+    if float in kinds:
+        sized: list[Any] = [z for z in size if z is not None] if _NONE in kinds else size
+        if not (min(sized) >= 0.0 and max(sized) < MAX_SIZE):
+            return None
+    for name in ("source", "trade_id"):
+        text = list(map(_get, records, repeat(name)))
+        if not set(map(type, text)) <= {str, _NONE} or max(map(len, filter(None, text)), default=0) > 64:
+            return None
+    return code, ts, price, size  # type: ignore[return-value]
 
 
 class CandlePipeline:
@@ -434,12 +559,104 @@ class CandlePipeline:
                 gc.enable()
 
     def _process(self, msgs: list[Message]) -> None:
+        batch: dict[int, _Columns] = {}
+        now = time.monotonic()
+        if list(map(Message.error, msgs)).count(None) != len(msgs):
+            self._read_records(msgs, batch, now)
+        else:
+            parts = list(map(Message.partition, msgs))
+            offsets = list(map(Message.offset, msgs))
+            for a, b in _runs(parts):
+                if not self._read_run(msgs, parts[a], offsets, a, b, batch, now):
+                    self._read_records(msgs[a:b], batch, now)
+        n = 0
+        names = self._symbol_names
+        fold = self.aggregator.add_columns
+        late: list[tuple[int, int, Any, str, int, float, float | None]] = []
+        for p, c in batch.items():
+            if not c.ts:
+                continue
+            n += len(c.ts)
+            too_late = fold(c.codes, names, c.ts, c.price, np.array(c.size, dtype=np.float64), p)
+            if too_late.any():
+                late.extend(
+                    (p, c.offsets[i], c.records[i], names[c.codes[i]], c.ts[i], c.price[i], c.size[i])
+                    for i in np.flatnonzero(too_late).tolist()
+                )
+        self.stats.ticks += n
+        self.stats.batches += 1
+        if late:
+            from cryptolab.store import LateTick
+
+            wm = self.aggregator.watermark
+            self._late_pending.extend(
+                LateTick(
+                    topic=self.topic, partition=p, offset=off, symbol=sym, ts_ms=ts, price=price, size=size,
+                    source=str(_field(d, "source") or ""),
+                    trade_id=None if _field(d, "trade_id") is None else str(_field(d, "trade_id")),
+                    watermark_ms=wm(p) or 0,
+                )
+                for (p, off, d, sym, ts, price, size) in late
+            )
+            self.stats.late_ticks += len(late)
+
+    def _read_run(
+        self,
+        msgs: list[Message],
+        p: int,
+        offsets: list[int],
+        a: int,
+        b: int,
+        batch: dict[int, _Columns],
+        now: float,
+    ) -> bool:
+        """Collect ``msgs[a:b]`` (one partition, consecutive offsets) in bulk when every
+        record passes the same checks as :meth:`_read_records`' fast path; return False,
+        having changed nothing, when one does not (that method then takes them one by one).
+        """
+        o = self._owned.get(p)
+        if o is None:  # a partition revoked meanwhile: skipped, as one by one
+            return True
+        first, last = offsets[a], offsets[b - 1]
+        if first < o.next_offset or last - first != b - a - 1:
+            return False  # duplicates after a seek, or gaps: one by one
+        values = list(map(Message.value, msgs[a:b]))
+        records: list[Any]
+        try:
+            if max(map(len, values)) > MAX_RECORD_BYTES:
+                return False
+            if _decode_wire is not None:  # decoded and validated in one C pass
+                records = list(map(_decode_wire, values))
+                columns = _struct_columns(records, self._symbol_codes)
+            else:
+                records = list(map(orjson.loads, values))
+                columns = _valid_columns(records, self._symbol_codes)
+        except Exception:  # None, not JSON, a failed check, missing keys...: one by one
+            return False
+        if columns is None:
+            return False
+        o.next_offset = last + 1
+        c = batch.get(p)
+        if c is None:
+            c = batch[p] = _Columns()
+            o.dirty = True
+            o.last_seen = now
+            o.idle_closed = False
+        codes, ts, price, size = columns
+        c.codes += codes
+        c.ts += ts
+        c.price += price
+        c.size += size
+        c.offsets += offsets[a:b]
+        c.records += records
+        return True
+
+    def _read_records(self, msgs: Sequence[Message], batch: dict[int, _Columns], now: float) -> None:
+        """Validate and collect records one by one (errors, duplicates, bad records, new symbols)."""
         loads = orjson.loads
         owned = self._owned
         codes = self._symbol_codes
         keys = _TICK_KEYS
-        batch: dict[int, _Columns] = {}
-        now = time.monotonic()
         cur_p = -1
         o: _Owned | None = None
         cols: _Columns | None = None
@@ -507,35 +724,6 @@ class CandlePipeline:
             cols.size.append(size)
             cols.offsets.append(off)
             cols.records.append(d)
-        n = 0
-        names = self._symbol_names
-        fold = self.aggregator.add_columns
-        late: list[tuple[int, int, dict[str, Any], str, int, float, float | None]] = []
-        for p, c in batch.items():
-            if not c.ts:
-                continue
-            n += len(c.ts)
-            too_late = fold(c.codes, names, c.ts, c.price, np.array(c.size, dtype=np.float64), p)
-            if too_late.any():
-                late.extend(
-                    (p, c.offsets[i], c.records[i], names[c.codes[i]], c.ts[i], c.price[i], c.size[i])
-                    for i in np.flatnonzero(too_late).tolist()
-                )
-        self.stats.ticks += n
-        self.stats.batches += 1
-        if late:
-            from cryptolab.store import LateTick
-
-            wm = self.aggregator.watermark
-            self._late_pending.extend(
-                LateTick(
-                    topic=self.topic, partition=p, offset=off, symbol=sym, ts_ms=ts, price=price, size=size,
-                    source=str(d.get("source") or ""), trade_id=None if d.get("trade_id") is None else str(d["trade_id"]),
-                    watermark_ms=wm(p) or 0,
-                )
-                for (p, off, d, sym, ts, price, size) in late
-            )
-            self.stats.late_ticks += len(late)
 
     def _dead_letter(self, m: Message, exc: Exception) -> None:
         if isinstance(exc, ValidationError):
