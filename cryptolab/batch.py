@@ -171,17 +171,12 @@ def candles_from_ticks(
     n = len(df)
     if n == 0:
         return _empty_frame()
-    codes, uniques = pd.factorize(df["symbol"], sort=True)
-    codes = codes.astype(np.int64)
     ts = df["ts_ms"].to_numpy(dtype=np.int64)
     price = df["price"].to_numpy(dtype=np.float64)
     if "size" in df.columns:
         size_raw = pd.to_numeric(df["size"], errors="coerce").to_numpy(dtype=np.float64)
     else:
         size_raw = np.full(n, np.nan)
-    sized = ~np.isnan(size_raw)
-    size = np.where(sized, size_raw, 0.0)
-    pv = price * size
     in_order = bool(np.all(ts[1:] >= ts[:-1])) if n > 1 else True
     ivs = [parse_interval(name) for name in names]
     if in_order and all(iv % min(ivs) == 0 for iv in ivs):
@@ -189,19 +184,26 @@ def candles_from_ticks(
         # and build the larger ones, which are unions of its windows, from its candles;
         # in chunks of whole windows of the largest interval (cache-sized, no window split)
         chunks = _time_chunks(ts, max(ivs))
+        symbol = df["symbol"]
 
         def fold(chunk: tuple[int, int]) -> list[pd.DataFrame]:
             a, b = chunk
-            return _in_order_frames(codes[a:b], uniques, ts[a:b], price[a:b], size_raw[a:b], names, ivs)
+            codes, uniques = pd.factorize(symbol.iloc[a:b])  # symbols by name in the output
+            return _in_order_frames(codes.astype(np.int64), uniques, ts[a:b], price[a:b], size_raw[a:b],
+                                    names, ivs)
 
         workers = min(len(chunks), _THREADS)
-        if workers > 1:  # numpy releases the GIL in its loops: chunks fold in parallel
+        if workers > 1:  # numpy and arrow release the GIL in their loops: chunks fold in parallel
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cryptolab-candles") as pool:
                 frames = [f for part in pool.map(fold, chunks) for f in part]
         else:
             frames = [f for chunk in chunks for f in fold(chunk)]
     else:
-        frames = _general_frames(codes, uniques, ts, price, size, sized, pv, names, in_order)
+        codes, uniques = pd.factorize(df["symbol"], sort=True)
+        sized = ~np.isnan(size_raw)
+        size = np.where(sized, size_raw, 0.0)
+        frames = _general_frames(codes.astype(np.int64), uniques, ts, price, size, sized, price * size,
+                                 names, in_order)
     out = pd.concat(frames, ignore_index=True)
     if gap_fill:
         out = _add_gaps(out)
