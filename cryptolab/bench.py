@@ -66,7 +66,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -626,18 +625,15 @@ def _work_live(p: dict[str, Any]) -> dict[str, Any]:
     return {"stats": stats.to_dict()}
 
 
-_WORKERS: Final[dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
-    "pipeline": _work_pipeline,
-    "bare": _work_bare,
-    "quix": _work_quix,
-    "live": _work_live,
-}
 
 
 def _worker_main(argv: Sequence[str]) -> int:
     kind, params = argv[0], json.loads(argv[1])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    result = _WORKERS[kind](params)
+    workers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        "pipeline": _work_pipeline, "bare": _work_bare, "quix": _work_quix, "live": _work_live, "feed": _work_feed,
+    }
+    result = workers[kind](params)
     sys.stdout.write(json.dumps(result, default=float) + "\n")
     sys.stdout.flush()
     return 0
@@ -784,70 +780,82 @@ def bench_consumer(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _latency_run(svc: _Services, cfg: BenchConfig, *, scoring: bool) -> dict[str, Any]:
-    """One live run: paced feed -> pipeline (own process) -> Redis pub/sub subscriber."""
-    from cryptolab.cache import RedisCache
+def _work_feed(p: dict[str, Any]) -> dict[str, Any]:
+    """A live feed: ticks stamped with the wall clock when sent, ``rate`` a second, paced."""
     from cryptolab.models import Tick
     from cryptolab.producer import TickProducer
     from cryptolab.sources.synthetic import synthetic_symbols
 
-    settings = _settings_for(svc)
+    settings = Settings.from_env({}, kafka_bootstrap=p["kafka"])
+    symbols = synthetic_symbols(p["symbols"])
+    rng = np.random.default_rng(5)
+    prices = {s: 100.0 * (1 + i) for i, s in enumerate(symbols)}
+    step = 0.005
+    per_step = max(1, round(p["rate"] * step))
+    sent = 0
+    with TickProducer(settings, topic=p["topic"], create_topic=False, linger_ms=p["linger_ms"]) as producer:
+        t_end = time.monotonic() + p["seconds"]
+        nxt = time.monotonic()
+        i = 0
+        while time.monotonic() < t_end:
+            batch = []
+            for move in rng.normal(0.0, 1e-4, per_step).tolist():
+                sym = symbols[i % len(symbols)]
+                i += 1
+                prices[sym] = round(prices[sym] * math.exp(move), 4)
+                batch.append(Tick(symbol=sym, ts_ms=int(time.time() * 1000), price=prices[sym], size=0.5,
+                                  source="bench"))
+            producer.send_many(batch)
+            producer.poll(0)
+            sent += len(batch)
+            nxt += step
+            delay = nxt - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    return {"ticks_sent": sent}
+
+
+def _spawn(kind: str, params: dict[str, Any]) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
+    return subprocess.Popen([sys.executable, "-m", "cryptolab.bench", "_worker", kind, json.dumps(params)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _collect(proc: subprocess.Popen[str], what: str, timeout: float = 60) -> dict[str, Any]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{what} failed:\n" + "\n".join(err.strip().splitlines()[-15:]))
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def _latency_run(svc: _Services, cfg: BenchConfig, *, scoring: bool) -> dict[str, Any]:
+    """One live run: feed (own process) -> pipeline (own process) -> Redis subscriber (here)."""
+    from cryptolab.cache import RedisCache
+
     topic = svc.topic("latency" + ("s" if scoring else ""), cfg.partitions)
     intervals = "1s,5s,15s"
-    symbols = synthetic_symbols(cfg.symbols)
     svc.flush_redis()
     run_s = cfg.latency_warmup_s + cfg.latency_seconds
-    params = {"kafka": svc.kafka, "topic": topic, "store": svc.database(), "redis": svc.redis,
-              "group": f"latency-{svc.run_id}", "intervals": intervals, "scoring": scoring,
-              "seconds": run_s + 8, "lateness": cfg.latency_lateness_ms}
     cache = RedisCache(str(svc.redis))
     sub = cache.subscribe(["cryptolab:candles:*"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
-    consumer = subprocess.Popen(
-        [sys.executable, "-m", "cryptolab.bench", "_worker", "live", json.dumps(params)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    stop = threading.Event()
-    sent = [0]
-    producer_error: list[BaseException] = []
-
-    def feed() -> None:
-        rng = np.random.default_rng(5)
-        prices = {s: 100.0 * (1 + i) for i, s in enumerate(symbols)}
-        step = 0.005
-        per_step = max(1, round(cfg.latency_rate * step))
-        try:
-            with TickProducer(settings, topic=topic, create_topic=False, linger_ms=cfg.latency_linger_ms) as producer:
-                nxt = time.monotonic()
-                i = 0
-                while not stop.is_set():
-                    batch = []
-                    for move in rng.normal(0.0, 1e-4, per_step).tolist():
-                        sym = symbols[i % len(symbols)]
-                        i += 1
-                        prices[sym] = round(prices[sym] * math.exp(move), 4)
-                        batch.append(Tick(symbol=sym, ts_ms=int(time.time() * 1000), price=prices[sym],
-                                          size=0.5, source="bench"))
-                    producer.send_many(batch)
-                    producer.poll(0)
-                    sent[0] += len(batch)
-                    nxt += step
-                    delay = nxt - time.monotonic()
-                    if delay > 0:
-                        stop.wait(delay)
-        except BaseException as exc:  # reported below
-            producer_error.append(exc)
-
-    thread = threading.Thread(target=feed, name="cryptolab-bench-feed", daemon=True)
+    consumer = _spawn("live", {"kafka": svc.kafka, "topic": topic, "store": svc.database(), "redis": svc.redis,
+                               "group": f"latency-{svc.run_id}", "intervals": intervals, "scoring": scoring,
+                               "seconds": run_s + 8, "lateness": cfg.latency_lateness_ms})
+    feed = _spawn("feed", {"kafka": svc.kafka, "topic": topic, "symbols": cfg.symbols, "rate": cfg.latency_rate,
+                           "linger_ms": cfg.latency_linger_ms, "seconds": run_s})
     event_lat: list[float] = []
     end_lat: list[float] = []
     finals_seen: set[tuple[str, int]] = set()
     received = 0
-    started = time.monotonic()
-    thread.start()
     try:
         measure_from = time.time() * 1000 + cfg.latency_warmup_s * 1000
-        deadline = started + run_s
+        deadline = time.monotonic() + run_s + 1
         loads = orjson.loads
         while time.monotonic() < deadline:
             got = sub.get(timeout=0.5)
@@ -865,20 +873,10 @@ def _latency_run(svc: _Services, cfg: BenchConfig, *, scoring: bool) -> dict[str
                     finals_seen.add(key)
                     end_lat.append(recv - d["window_end"])
     finally:
-        stop.set()
-        thread.join(10)
         sub.close()
         cache.close()
-        try:
-            out, err = consumer.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            consumer.kill()
-            out, err = consumer.communicate()
-    if producer_error:
-        raise RuntimeError(f"latency feed failed: {producer_error[0]!r}")
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-    if consumer.returncode != 0 or not lines:
-        raise RuntimeError("latency consumer failed:\n" + "\n".join(err.strip().splitlines()[-15:]))
+        fed = _collect(feed, "latency feed")
+        stats = _collect(consumer, "latency consumer")["stats"]
     return {
         "event_to_publish_ms_p50": _r(_percentile(event_lat, 50), 2),
         "event_to_publish_ms_p99": _r(_percentile(event_lat, 99), 2),
@@ -887,8 +885,8 @@ def _latency_run(svc: _Services, cfg: BenchConfig, *, scoring: bool) -> dict[str
         "window_end_to_publish_ms_p99": _r(_percentile(end_lat, 99), 2),
         "window_end_to_publish_ms_max": _r(max(end_lat), 2) if end_lat else None,
         "updates_measured": len(event_lat), "window_closes_measured": len(end_lat),
-        "messages_received": received, "ticks_sent": sent[0], "scoring": scoring,
-        "pipeline": json.loads(lines[-1])["stats"],
+        "messages_received": received, "ticks_sent": fed["ticks_sent"], "scoring": scoring,
+        "pipeline": stats,
     }
 
 
@@ -904,8 +902,8 @@ def bench_latency(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[
         "out_of_orderness_ms": 0, "allowed_lateness_ms": cfg.latency_lateness_ms,
         "producer_linger_ms": cfg.latency_linger_ms, "seconds": cfg.latency_seconds,
         "warmup_s": cfg.latency_warmup_s,
-        "how": "ticks stamped with the wall clock when sent, the pipeline (default batch settings) in its "
-               "own process, a pub/sub subscriber on cryptolab:candles:* timing each message on arrival: "
+        "how": "ticks stamped with the wall clock when sent by a paced feed process, the pipeline "
+               "(default batch settings) in its own process, a pub/sub subscriber on cryptolab:candles:* timing each message on arrival: "
                "minus the candle's last tick time, and (first final of each window) minus its window end. "
                "Windows 1s/5s/15s with 1 s lateness: the 1m/5m/15m + 60 s setup 60x faster, so that "
                "thousands of windows close in a short run. Keys: scoring off (as in the consumer "
