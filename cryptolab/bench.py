@@ -143,6 +143,9 @@ class BenchConfig:
     ----------
     ticks, symbols
         The consumer benchmark's pre-filled topic.
+    consumer_repeat
+        Alternating runs of cryptolab and the bare loops (the best of each is kept; Quix
+        runs once: it takes minutes).
     producer_ticks, producer_repeat
         Ticks per producer run, and alternating runs of each side (the best is kept).
     latency_seconds, latency_rate, latency_warmup_s
@@ -169,6 +172,7 @@ class BenchConfig:
 
     ticks: int = 1_000_000
     symbols: int = 50
+    consumer_repeat: int = 2
     producer_ticks: int = 1_000_000
     producer_repeat: int = 2
     latency_seconds: float = 20.0
@@ -198,7 +202,7 @@ class BenchConfig:
         5000
         """
         base: dict[str, Any] = dict(
-            ticks=20_000, symbols=10, producer_ticks=20_000, producer_repeat=1, latency_seconds=4.0,
+            ticks=20_000, symbols=10, consumer_repeat=1, producer_ticks=20_000, producer_repeat=1, latency_seconds=4.0,
             latency_rate=500.0, latency_warmup_s=1.5, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
             memory_ticks=10_000, memory_minutes=3.0,
@@ -726,29 +730,36 @@ def bench_consumer(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict
     details: dict[str, Any] = {"ticks": n, "symbols": cfg.symbols, "intervals": _INTERVALS,
                                "partitions": cfg.partitions, "fill": fill}
     try:
-        bares = [
-            _worker("bare", {**common, "group": f"bare-{decoder}-{svc.run_id}", "batch_size": 20_000,
-                             "timeout": timeout, "decoder": decoder}, timeout=timeout + 60)
-            for decoder in ("orjson", "msgspec")
-        ]
-        for b in bares:
-            progress(f"consumer: bare consume + {b['decoder']} decode {b['ticks_per_s']:,.0f} ticks/s")
+        # alternating runs of each side, the best kept: a shared machine's noise hits both
+        bares: list[dict[str, Any]] = []
+        runs: list[dict[str, Any]] = []
+        for i in range(cfg.consumer_repeat):
+            for decoder in ("orjson", "msgspec"):
+                b = _worker("bare", {**common, "group": f"bare-{decoder}-{i}-{svc.run_id}", "batch_size": 20_000,
+                                     "timeout": timeout, "decoder": decoder}, timeout=timeout + 60)
+                bares.append(b)
+                progress(f"consumer: bare consume + {decoder} decode {b['ticks_per_s']:,.0f} ticks/s")
+            svc.flush_redis()
+            run = _worker("pipeline", {**common, "group": f"cryptolab-{i}-{svc.run_id}", "store": svc.database(),
+                                       "redis": svc.redis, "scoring": False,
+                                       "candles_out": str(tmp / f"cryptolab-{i}.json")}, timeout=timeout + 60)
+            runs.append(run)
+            progress(f"consumer: cryptolab {run['ticks_per_s']:,.0f} ticks/s")
         bare = max(bares, key=lambda r: r["ticks_per_s"])  # the ceiling: the faster decoder
-        svc.flush_redis()
-        ours = _worker("pipeline", {**common, "group": f"cryptolab-{svc.run_id}", "store": svc.database(),
-                                    "redis": svc.redis, "scoring": False,
-                                    "candles_out": str(tmp / "cryptolab.json")}, timeout=timeout + 60)
-        progress(f"consumer: cryptolab {ours['ticks_per_s']:,.0f} ticks/s")
-        svc.notes["consumer_cpu_us_per_tick"] = ours["cpu_us_per_tick"]
+        best = max(range(len(runs)), key=lambda i: runs[i]["ticks_per_s"])
+        ours = runs[best]
+        (tmp / f"cryptolab-{best}.json").rename(tmp / "cryptolab.json")
+        svc.notes["consumer_cpu_us_per_tick"] = min(r["cpu_us_per_tick"] for r in runs)
         details["bare"] = bare
         details["bare_runs"] = bares
         details["cryptolab"] = ours
+        details["cryptolab_runs"] = [{k: r[k] for k in ("ticks_per_s", "seconds", "cpu_us_per_tick")} for r in runs]
         result: dict[str, Any] = {
             "consumer_ticks_per_s": round(ours["ticks_per_s"]),
             "consumer_vs_bare": _ratio(ours["ticks_per_s"], bare["ticks_per_s"]),
             "quix_ticks_per_s": None, "consumer_vs_quix": None,
         }
-        checks: dict[str, Any] = {"consumer_all_ticks": ours["ticks"] == n and bare["ticks"] == n}
+        checks: dict[str, Any] = {"consumer_all_ticks": all(r["ticks"] == n for r in [*runs, *bares])}
         if cfg.quix:
             quix_timeout = 300 + n / 1_000
             from cryptolab.kafka import consumer_config
@@ -1025,6 +1036,7 @@ def bench_batch(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[st
     """candles_from_ticks vs a polars group-by computing the same candles."""
     import polars as pl
 
+    from cryptolab.batch import _THREADS as batch_threads
     from cryptolab.batch import candles_from_ticks
 
     ticks = _batch_ticks(cfg.batch_ticks, cfg.symbols)
@@ -1033,16 +1045,22 @@ def bench_batch(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[st
 
     def best(fn: Callable[[], Any]) -> tuple[float, Any]:
         out, best_s = None, float("inf")
-        for _ in range(cfg.batch_repeat):
+        for _ in range(2):  # the first run of each pays the page faults of fresh memory
             gc.collect()
             t0 = time.perf_counter()
             out = fn()
             best_s = min(best_s, time.perf_counter() - t0)
         return best_s, out
 
-    ours_s, ours = best(lambda: candles_from_ticks(ticks, _INTERVALS))
+    ours_s = theirs_s = float("inf")
+    ours: Any = None
+    theirs: Any = None
+    for _ in range(cfg.batch_repeat):  # alternating, the best of each kept
+        s, ours = best(lambda: candles_from_ticks(ticks, _INTERVALS))
+        ours_s = min(ours_s, s)
+        s, theirs = best(lambda: _polars_candles(frame, _INTERVALS))
+        theirs_s = min(theirs_s, s)
     progress(f"batch: candles_from_ticks {n / ours_s:,.0f} ticks/s")
-    theirs_s, theirs = best(lambda: _polars_candles(frame, _INTERVALS))
     progress(f"batch: polars {n / theirs_s:,.0f} ticks/s")
     mine = ours.set_index(["symbol", "interval", "window_start"]).sort_index()
     other = theirs.to_pandas().set_index(["symbol", "interval", "window_start"]).sort_index()
@@ -1057,8 +1075,11 @@ def bench_batch(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[st
         "details": {"ticks": n, "symbols": cfg.symbols, "intervals": _INTERVALS, "candles": len(mine),
                     "cryptolab_seconds": _r(ours_s), "polars_seconds": _r(theirs_s),
                     "polars_ticks_per_s": round(n / theirs_s), "polars_threads": pl.thread_pool_size(),
-                    "how": "best of batch_repeat; cryptolab: one thread, from a pandas DataFrame; polars: "
-                           "lazy group_by per interval collected together, from its own DataFrame",
+                    "cryptolab_threads": batch_threads,
+                    "how": "the best of alternating runs (batch_repeat rounds of 2 runs each); cryptolab: "
+                           "candles_from_ticks from a pandas DataFrame (its chunks fold in threads); "
+                           "polars: a lazy group_by per interval collected together, from its own "
+                           "DataFrame (its thread pool)",
                     "same_windows": same_keys, "ohlc_trades_equal": equal_exact,
                     "volume_close": close,
                     "note": "polars sums volume pairwise, cryptolab in arrival order (like the stream): "
