@@ -14,6 +14,7 @@ time (times ``speed``), so live charts have something to show.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -81,11 +82,13 @@ class DemoResult:
         return "\n".join(lines)
 
 
-def _demo_settings(settings: Settings | None, out_dir: Path) -> tuple[Settings, str]:
+def _demo_settings(
+    settings: Settings | None, out_dir: Path, db_name: str = "demo.db"
+) -> tuple[Settings, str]:
     s = settings or Settings.from_env()
     overrides: dict[str, Any] = {}
     if not s.store_url:
-        db = out_dir / "demo.db"
+        db = out_dir / db_name
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(str(db) + suffix).unlink(missing_ok=True)
         overrides["store_url"] = f"sqlite:///{db.as_posix()}"
@@ -254,7 +257,9 @@ class LiveDemo:
         base = settings or Settings.from_env()
         out = base.data_dir / "live"
         out.mkdir(parents=True, exist_ok=True)
-        s, _ = _demo_settings(base, out)
+        # a database file of its own: two live markets (a notebook and a dashboard, say)
+        # must never write to the same SQLite file
+        s, _ = _demo_settings(base, out, db_name=f"live-{os.getpid()}-{uuid.uuid4().hex[:8]}.db")
         self.settings = replace(s, idle_timeout_ms=0, out_of_orderness_ms=0)
         self.symbols = symbols
         self.seed = seed
