@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import struct
-import threading
 from dataclasses import dataclass, field
+
+from fakes._loop import LoopServer
 
 _PRODUCE = 0
 _METADATA = 3
@@ -89,8 +90,10 @@ def rewrite_metadata_ports(frame: bytearray, version: int, port: int) -> int:
 
 
 @dataclass
-class KafkaProxy:
+class KafkaProxy(LoopServer):
     """Proxy ``upstream`` (``host:port``); see the module docs."""
+
+    _what = "proxy"
 
     upstream: str
     drop_produce_responses: set[int] = field(default_factory=set)
@@ -102,10 +105,7 @@ class KafkaProxy:
     def __post_init__(self) -> None:
         host, _, port = self.upstream.rpartition(":")
         self._up_host, self._up_port = host, int(port)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
+        super().__init__()
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
@@ -178,27 +178,3 @@ class KafkaProxy:
             for t in list(self._tasks):
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def start(self) -> KafkaProxy:
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._main())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("proxy did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> KafkaProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -29,13 +29,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
+
+from fakes._loop import LoopServer
 
 _LINE_RE = re.compile(
     r"^(?:(?P<url>\S+://\S+)\s+(?P<dir><->|<-|->)\s+)?(?P<time>\d+(?:\.\d+)?)(?::\s(?P<json>.*))?$"
@@ -91,8 +92,10 @@ class Connection:
 
 
 @dataclass
-class FakeExchange:
+class FakeExchange(LoopServer):
     """Replay ``frames`` to websocket clients; see the module docs."""
+
+    _what = "fake exchange"
 
     frames: Sequence[str]
     drop_after: int | None = None
@@ -108,10 +111,7 @@ class FakeExchange:
 
     def __post_init__(self) -> None:
         self._cursor = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
+        super().__init__()
         self._port = 0
 
     @property
@@ -201,27 +201,3 @@ class FakeExchange:
             self._port = sock.getsockname()[1]
             self._ready.set()
             await self._stop.wait()
-
-    def start(self) -> FakeExchange:
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._main())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("fake exchange did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> FakeExchange:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
