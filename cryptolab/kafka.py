@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from cryptolab.config import Settings
@@ -41,6 +42,7 @@ __all__ = [
     "client_config",
     "consumer_config",
     "dlq_headers",
+    "end_offsets",
     "ensure_topics",
     "producer_config",
 ]
@@ -260,6 +262,78 @@ def ensure_topics(
                 raise KafkaServiceError(f"could not create topic {name}: {err}") from None
     md = admin.list_topics(timeout=timeout)
     return {n: len(md.topics[n].partitions) for n in topics if n in md.topics}
+
+
+def end_offsets(consumer: Consumer, topic: str, timeout: float = 30.0) -> dict[int, tuple[int, int]]:
+    """Low and high watermark of every partition of ``topic``.
+
+    A topic that was just created (by :func:`ensure_topics` or by auto-creation)
+    may briefly answer "not leader for partition", "leader not available" or
+    "unknown topic" while its leaders are elected. Such retriable errors are retried
+    until ``timeout``; anything else, or a timeout, raises.
+
+    Parameters
+    ----------
+    consumer
+        Any consumer connected to the cluster (its group is not touched).
+    topic
+        The topic.
+    timeout
+        Seconds, in all, to wait for every partition's watermarks.
+
+    Returns
+    -------
+    dict
+        ``{partition: (low, high)}``.
+
+    Raises
+    ------
+    KafkaServiceError
+        When the watermarks cannot be read within ``timeout`` (for instance, the topic
+        does not exist), or on an error that is not retriable.
+
+    Examples
+    --------
+    >>> from cryptolab.config import Settings
+    >>> s = Settings.from_env({})                  # the embedded mock cluster
+    >>> _ = ensure_topics(s, {"doc-empty-topic": 1})
+    >>> c = Consumer(consumer_config(s, "doc"))
+    >>> offsets = end_offsets(c, "doc-empty-topic")
+    >>> sorted(set(offsets.values()))
+    [(0, 0)]
+    >>> c.close()
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(0.5, deadline - time.monotonic())
+        try:
+            md = consumer.list_topics(topic, timeout=left)
+            meta = md.topics.get(topic)
+            if meta is None or meta.error is not None:
+                code = meta.error.code() if meta is not None and meta.error is not None else None
+                raise KafkaException(KafkaError(code if code is not None else KafkaError.UNKNOWN_TOPIC_OR_PART))
+            return {
+                p: tuple(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=left, cached=False))
+                for p in meta.partitions
+            }
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            code = err.code() if isinstance(err, KafkaError) else None
+            if code not in _RETRIABLE_METADATA or time.monotonic() >= deadline:
+                raise KafkaServiceError(f"cannot read the end offsets of topic {topic!r}: {err}") from None
+            time.sleep(0.2)
+
+
+_RETRIABLE_METADATA: Final = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError._TIMED_OUT,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TRANSPORT,
+})
 
 
 def dlq_headers(

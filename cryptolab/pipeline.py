@@ -44,7 +44,14 @@ from confluent_kafka import (
 
 from cryptolab.config import Settings
 from cryptolab.errors import CacheError, FencedError, KafkaServiceError, StoreError, ValidationError
-from cryptolab.kafka import DLQ_SUFFIX, consumer_config, dlq_headers, ensure_topics, producer_config
+from cryptolab.kafka import (
+    DLQ_SUFFIX,
+    consumer_config,
+    dlq_headers,
+    end_offsets,
+    ensure_topics,
+    producer_config,
+)
 from cryptolab.models import (
     MAX_PRICE,
     MAX_RECORD_BYTES,
@@ -450,12 +457,7 @@ class CandlePipeline:
         self._producer = Producer(producer_config(s, **{"linger.ms": 5, "message.timeout.ms": 0}))
         targets: dict[int, int] | None = None
         if stop_at_end:
-            md = consumer.list_topics(self.topic, timeout=30)
-            parts = md.topics[self.topic].partitions
-            targets = {}
-            for pid in parts:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, pid), timeout=30)
-                targets[pid] = high
+            targets = {pid: high for pid, (_low, high) in end_offsets(consumer, self.topic).items()}
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         started = time.monotonic()
         last_msg = started

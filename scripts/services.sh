@@ -347,6 +347,9 @@ kafka_up_local() {
   fi
   log "kafka: starting Apache Kafka $KAFKA_VERSION (KRaft) on $LOCAL_KAFKA"
   printf '\n==== %s starting kafka\n' "$(date -u +%FT%TZ)" >>"$logfile"
+  # A pid file left by a broker that did not stop cleanly (a reboot) would be read below
+  # before the new broker writes its own, and its dead pid taken for a failed start.
+  rm -f "$pidfile"
   # setsid: the broker must outlive the shell (and a Ctrl-C in it) that started it.
   # shellcheck disable=SC2016  # $$ and "$@" are expanded by the inner bash
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pidfile" \
@@ -480,6 +483,7 @@ redis_up_local() {
   fi
   port_free redis "$REDIS_PORT"
   log "redis: starting $(redis-server --version | awk '{print $1, $3}') on $HOST:$REDIS_PORT"
+  rm -f "$pidfile" # left by a server that did not stop cleanly
   # shellcheck disable=SC2094  # fail_start reads the log only after redis-server exited
   setsid redis-server --bind "$HOST" --port "$REDIS_PORT" --daemonize yes \
     --pidfile "$pidfile" --logfile "$logfile" --dir "$dir" \

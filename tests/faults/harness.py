@@ -194,15 +194,14 @@ class LiveFeed:
 
 def end_offsets(settings: Settings) -> dict[int, int]:
     """High watermark of every partition of the tick topic."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer
 
     from cryptolab.kafka import consumer_config
+    from cryptolab.kafka import end_offsets as watermarks
 
     consumer = Consumer(consumer_config(settings, f"count-{uuid.uuid4().hex[:6]}"))
     try:
-        parts = consumer.list_topics(settings.topic, timeout=30).topics[settings.topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(settings.topic, p), timeout=30)[1]
-                for p in parts}
+        return {p: high for p, (_low, high) in watermarks(consumer, settings.topic).items()}
     finally:
         consumer.close()
 

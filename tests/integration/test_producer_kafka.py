@@ -23,7 +23,8 @@ from confluent_kafka.admin import AdminClient
 from fakes.kafka_proxy import KafkaProxy
 
 from cryptolab.config import Settings
-from cryptolab.kafka import consumer_config, ensure_topics
+from cryptolab.errors import KafkaServiceError
+from cryptolab.kafka import consumer_config, end_offsets, ensure_topics
 from cryptolab.models import Tick, decode_tick, encode_tick
 from cryptolab.producer import TickProducer
 from cryptolab.sources.synthetic import SyntheticMarket
@@ -37,15 +38,10 @@ def settings(bootstrap: str, topic: str, **kw) -> Settings:
     return Settings.from_env({}, kafka_bootstrap=bootstrap, topic=topic, **kw)
 
 
-def offsets_total(s: Settings, topic: str) -> dict[int, int]:
+def offsets_total(s: Settings, topic: str, timeout: float = 30.0) -> dict[int, int]:
     c = Consumer(consumer_config(s, group=f"count-{topic}"))
     try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        out = {}
-        for p in parts:
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            out[p] = hi - lo
-        return out
+        return {p: hi - lo for p, (lo, hi) in end_offsets(c, topic, timeout=timeout).items()}
     finally:
         c.close()
 
@@ -159,9 +155,9 @@ def test_cli_sigterm_flushes_everything_in_flight(kafka_bootstrap, unique_topic)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until ticks are flowing
         try:
-            if sum(offsets_total(s, unique_topic).values()) > 1000:
+            if sum(offsets_total(s, unique_topic, timeout=2).values()) > 1000:
                 break
-        except KeyError:
+        except KafkaServiceError:  # the producer has not created the topic yet
             pass
         time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)

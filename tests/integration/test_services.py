@@ -169,6 +169,14 @@ def test_down_then_up_keeps_data(configured: dict[str, str], pg_url: str) -> Non
         }
         again = services("down")
         assert again.returncode == 0, again.stderr
+        # An unclean stop (a reboot) leaves pid files naming processes that no longer run:
+        # `up` must not take such a pid for the server it has just started.
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        state = Path(os.environ.get("SERVICES_DIR", ROOT / ".services"))
+        for name in ("kafka", "redis"):
+            (state / name).mkdir(parents=True, exist_ok=True)
+            (state / name / f"{name}.pid").write_text(f"{dead.pid}\n")
     finally:
         up = services("up")
     assert up.returncode == 0, up.stderr
