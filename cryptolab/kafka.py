@@ -170,10 +170,15 @@ def consumer_config(settings: Settings, group: str | None = None, **extra: Any) 
             "auto.offset.reset": "earliest",
             "fetch.min.bytes": 1,
             "fetch.wait.max.ms": 50,
-            "max.partition.fetch.bytes": 10_485_760,
-            "fetch.max.bytes": 52_428_800,
-            "queued.min.messages": 500_000,
-            "queued.max.messages.kbytes": 65_536,
+            # The prefetch queue is most of a consumer's memory (librdkafka keeps ~230 bytes
+            # per queued tick): ~20,000 ticks per partition and 8 MiB of payload in all are
+            # ~40 ms of work at full speed. A full queue is refilled 5 ms after it drains
+            # below that (librdkafka's default back-off, 1 s, would starve the consumer).
+            "max.partition.fetch.bytes": 1_048_576,
+            "fetch.max.bytes": 8_388_608,
+            "queued.min.messages": 20_000,
+            "queued.max.messages.kbytes": 8_192,
+            "fetch.queue.backoff.ms": 5,
             "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 1_000,
             "max.poll.interval.ms": 300_000,

@@ -72,12 +72,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Final, Literal, TypeAlias
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import numpy as np
 import orjson
-import pandas as pd
-import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -89,10 +87,8 @@ from cryptolab.config import Settings, redact_url
 from cryptolab.errors import FencedError, StoreError, ValidationError
 from cryptolab.models import Alert, Candle, interval_name, iso_utc, parse_interval
 
-try:  # pandas >= 3: assemble frames from 2-D blocks without per-column overhead
-    from pandas.api.internals import create_dataframe_from_blocks as _create_from_blocks
-except ImportError:  # pragma: no cover
-    _create_from_blocks = None
+if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for: a consumer never loads it
+    import pandas as pd
 
 __all__ = [
     "ALERT_CSV_COLUMNS",
@@ -132,13 +128,10 @@ ALERT_COLUMNS: Final = (
 )
 
 #: Anything :func:`to_ms` understands as a point in time.
-TimeLike: TypeAlias = int | str | datetime | pd.Timestamp | np.datetime64
+TimeLike: TypeAlias = "int | str | datetime | pd.Timestamp | np.datetime64"
 
 _MIN_MS: Final = -(2**62)
 _MAX_MS: Final = 2**62
-_EPOCH: Final = pd.Timestamp(0, tz="UTC")
-_ONE_MS: Final = pd.Timedelta(1, "ms")
-_UTC_MS: Final = pd.DatetimeTZDtype("ms", "UTC")
 _ADVISORY_LOCK_ID: Final = 0x63727970746F6C  # "cryptol"
 _SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 #: PostgreSQL ends a write transaction whose client stays silent inside it this long (ms).
@@ -319,18 +312,22 @@ def to_ms(value: TimeLike | None, name: str = "time") -> int | None:
         text = value.strip()
         if text.lstrip("-").isdigit():
             return int(text)
+        import pandas as pd
+
         try:
             ts = pd.Timestamp(text)
         except (ValueError, TypeError):
             raise ValidationError(name, f"{value!r} is not an ISO-8601 time or epoch ms") from None
     elif isinstance(value, datetime | np.datetime64):
+        import pandas as pd
+
         ts = pd.Timestamp(value)
     else:
         raise ValidationError(name, f"{value!r} ({type(value).__name__}) is not a time")
     if ts is pd.NaT:
         raise ValidationError(name, f"{value!r} is not a time")
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int((ts - _EPOCH) // _ONE_MS)
+    return int((ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(1, "ms"))
 
 
 def _normalise_interval(interval: str) -> str:
@@ -420,79 +417,10 @@ def _late_row(t: LateTick, now_ms: int) -> dict[str, Any]:
     }
 
 
-def _utc_column(values: Sequence[Any] | np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """Epoch-ms integers as a ``datetime64[ms, UTC]`` array."""
-    arr = np.asarray(values, dtype=np.int64).view("datetime64[ms]")
-    return pd.array(arr, dtype=_UTC_MS)
-
-
-#: The string dtype pandas infers by default (``str`` on pandas 3, ``object`` before).
-_STR_DTYPE: Final = pd.Series(["x"]).dtype
-
-
-def _repeated_string(value: str, n: int) -> Any:
-    """A column holding ``value`` ``n`` times, in pandas' default string dtype."""
-    if isinstance(_STR_DTYPE, np.dtype):  # object strings (pandas < 3)
-        return np.full(n, value, dtype=object)
-    return pd.array(pa.repeat(pa.scalar(value, pa.large_string()), n), dtype=_STR_DTYPE)
-
-
 # History frame layout: numeric columns as fetched (symbol and interval are the query's).
 _NUMERIC: Final = HISTORY_COLUMNS[2:]
 _FLOAT_COLS: Final = ("open", "high", "low", "close", "volume", "vwap")
 _INT_COLS: Final = ("trades", "first_ts", "last_ts", "high_ts", "low_ts", "revision")
-_BOOL_COLS: Final = ("final", "gap")
-_HISTORY_INDEX: Final = pd.Index(HISTORY_COLUMNS)
-_PLACEMENT: Final = {name: i for i, name in enumerate(HISTORY_COLUMNS)}
-
-
-def _history_frame(
-    symbol: str, interval: str, columns: Mapping[str, np.ndarray], n: int
-) -> pd.DataFrame:
-    """Assemble the history frame from per-column numpy arrays (``columns`` keyed by name).
-
-    Float, int and bool columns go into one 2-D block each, so building the
-    frame costs the same for 10 or 10,000 rows.
-    """
-    floats = np.empty((len(_FLOAT_COLS), n), dtype=np.float64)
-    for i, name in enumerate(_FLOAT_COLS):
-        floats[i] = columns[name]
-    ints = np.empty((len(_INT_COLS), n), dtype=np.int64)
-    for i, name in enumerate(_INT_COLS):
-        ints[i] = columns[name]
-    bools = np.empty((len(_BOOL_COLS), n), dtype=bool)
-    for i, name in enumerate(_BOOL_COLS):
-        bools[i] = columns[name]
-    parts: list[tuple[str, Any]] = [
-        ("symbol", _repeated_string(symbol, n)),
-        ("interval", _repeated_string(interval, n)),
-        ("window_start", _utc_column(columns["window_start"])),
-        ("window_end", _utc_column(columns["window_end"])),
-    ]
-    if _create_from_blocks is None:  # pragma: no cover - pandas without pandas.api.internals
-        data = dict(parts)
-        data.update({k: floats[i] for i, k in enumerate(_FLOAT_COLS)})
-        data.update({k: ints[i] for i, k in enumerate(_INT_COLS)})
-        data.update({k: bools[i] for i, k in enumerate(_BOOL_COLS)})
-        return pd.DataFrame(data, columns=_HISTORY_INDEX)
-    blocks: list[tuple[Any, np.ndarray]] = [
-        (arr, np.array([_PLACEMENT[name]])) for name, arr in parts
-    ]
-    for block, names in ((floats, _FLOAT_COLS), (ints, _INT_COLS), (bools, _BOOL_COLS)):
-        blocks.append((block, np.array([_PLACEMENT[k] for k in names])))
-    return _create_from_blocks(blocks, index=pd.RangeIndex(n), columns=_HISTORY_INDEX)
-
-
-def _frame_from_rows(symbol: str, interval: str, rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
-    """History frame from DBAPI rows of the numeric columns (one C-level conversion).
-
-    Every value goes through float64 first: exact for epoch-ms times and
-    counts (all below 2**53); ``None`` (an unknown vwap) becomes NaN.
-    """
-    n = len(rows)
-    m = np.array(rows, dtype=np.float64).reshape(n, len(_NUMERIC)).T
-    return _history_frame(symbol, interval, dict(zip(_NUMERIC, m, strict=True)), n)
-
 
 # PostgreSQL fast path: the server packs the rows into ONE bytea of fixed-size big-endian
 # records (int8send/float8send/boolsend), read with one numpy.frombuffer instead of
@@ -520,6 +448,8 @@ FROM (
 
 def _frame_from_packed(symbol: str, interval: str, n: int, data: bytes | None) -> pd.DataFrame | None:
     """Decode the packed history rows; ``None`` when the layout is not the expected one."""
+    from cryptolab._frames import history_frame
+
     data = data or b""
     if len(data) != n * _PACKED_DTYPE.itemsize:
         return None
@@ -527,7 +457,20 @@ def _frame_from_packed(symbol: str, interval: str, n: int, data: bytes | None) -
     starts = rec["window_start"]
     if n > 1 and not (starts[1:] > starts[:-1]).all():
         rec = rec[np.argsort(starts, kind="stable")]
-    return _history_frame(symbol, interval, {k: rec[k] for k in _NUMERIC}, n)
+    return history_frame(symbol, interval, {k: rec[k] for k in _NUMERIC}, n)
+
+
+def _frame_from_rows(symbol: str, interval: str, rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """History frame from DBAPI rows of the numeric columns (one C-level conversion).
+
+    Every value goes through float64 first: exact for epoch-ms times and
+    counts (all below 2**53); ``None`` (an unknown vwap) becomes NaN.
+    """
+    from cryptolab._frames import history_frame
+
+    n = len(rows)
+    m = np.array(rows, dtype=np.float64).reshape(n, len(_NUMERIC)).T
+    return history_frame(symbol, interval, dict(zip(_NUMERIC, m, strict=True)), n)
 
 
 class _Query:
@@ -1395,19 +1338,9 @@ class Store:
                        window_start detector  score    features
         0 2023-11-14 22:14:00+00:00   zscore    3.1  {'z': 3.1}
         """
-        items = self.alert_list(symbol, interval, start, end, detector=detector, limit=limit)
-        n = len(items)
-        data = {
-            "symbol": pd.array([a.symbol for a in items], dtype="str"),
-            "interval": pd.array([a.interval for a in items], dtype="str"),
-            "window_start": _utc_column([a.window_start for a in items]),
-            "detector": pd.array([a.detector for a in items], dtype="str"),
-            "severity": pd.array([a.severity for a in items], dtype="str"),
-            "score": np.array([a.score for a in items], dtype=np.float64),
-            "ts_ms": np.array([a.ts_ms for a in items], dtype=np.int64),
-            "features": pd.Series([a.features for a in items], dtype=object, index=range(n)),
-        }
-        return pd.DataFrame(data)
+        from cryptolab._frames import alerts_frame
+
+        return alerts_frame(self.alert_list(symbol, interval, start, end, detector=detector, limit=limit))
 
     def late_tick_count(self) -> int:
         """Number of late ticks recorded."""

@@ -14,8 +14,9 @@ of an uninterrupted run.
 =============== ==================================================================
 ``rule``        ``|close - open| / open`` >= 5% (LOW), 7% (MEDIUM), 10% (HIGH)
 ``zscore``      robust z-score of the candle's return, body and range (rolling
-                median and 10%-90% range from :mod:`river.stats`); alert when
-                z >= 12 and above River's ``QuantileFilter`` (q = 0.98)
+                median and 10%-90% range, as :mod:`river.stats` computes
+                them); alert when z >= 12 and above River's
+                ``QuantileFilter`` (q = 0.98)
 ``hst``         River ``HalfSpaceTrees`` on the magnitudes of return, body and
                 range, scaled by a warm-up; alert when the score >= 0.9 and
                 above River's ``QuantileFilter`` (q = 0.98)
@@ -47,10 +48,11 @@ import math
 import pickle
 import zlib
 from array import array
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Final, Literal, Protocol, Self, runtime_checkable
 
-from river import anomaly, base, drift, stats
+from river import anomaly, base, drift
 from river.tree.padded import make_padded_tree
 
 from cryptolab.errors import ValidationError
@@ -432,6 +434,56 @@ class _RiverDetector(BaseDetector):
 _IDR_SIGMAS: Final = 2.5631
 
 
+class _RollingWindow:
+    """The last ``size`` values, kept sorted: any rolling quantile, as ``river.stats`` computes it.
+
+    ``river.stats.RollingQuantile`` and ``RollingIQR`` keep one window each (a
+    rolling median and a 10%-90% range are three windows of the same values,
+    ~35 KiB per feature in River's native buffers). One sorted ``array('d')``
+    and one ring buffer answer all three, interpolating between order statistics
+    exactly as River does (``tests/unit/test_anomaly_zscore_window.py`` checks
+    equality with River to the last bit).
+
+    Examples
+    --------
+    >>> w = _RollingWindow(3)
+    >>> for v in (5.0, 1.0, 3.0, 9.0):
+    ...     w.update(v)
+    >>> w.quantile(0.5), w.quantile(0.9) - w.quantile(0.1)   # of 1, 3 and 9: 5 has left
+    (3.0, 6.4)
+    """
+
+    __slots__ = ("_pos", "_ring", "_sorted", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ring = array("d")    # arrival order (a circular buffer once full)
+        self._sorted = array("d")  # the same values, ascending
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def update(self, x: float) -> None:
+        """Add ``x``; past ``size`` values, the oldest leaves."""
+        if len(self._ring) == self.size:
+            old = self._ring[self._pos]
+            self._ring[self._pos] = x
+            self._pos = (self._pos + 1) % self.size
+            del self._sorted[bisect_left(self._sorted, old)]
+        else:
+            self._ring.append(x)
+        insort(self._sorted, x)
+
+    def quantile(self, q: float) -> float:
+        """The ``q`` quantile, linearly interpolated between order statistics (River's rule)."""
+        s = self._sorted
+        idx = q * (len(s) - 1)
+        lower = math.floor(idx)
+        higher = min(lower + 1, len(s) - 1)
+        return s[lower] + (s[higher] - s[lower]) * (idx - lower)
+
+
 class _RobustZModel(base.AnomalyDetector):  # type: ignore[misc]
     """Max over features of ``|x - rolling median| / (rolling inter-decile range / 2.563)``."""
 
@@ -441,8 +493,7 @@ class _RobustZModel(base.AnomalyDetector):  # type: ignore[misc]
         self.warmup = warmup
         self.floors = floors
         self.n = 0
-        self._median = {f: stats.RollingQuantile(0.5, window) for f in features}
-        self._spread = {f: stats.RollingIQR(window, 0.1, 0.9) for f in features}
+        self._windows = {f: _RollingWindow(window) for f in features}
 
     @property
     def ready(self) -> bool:
@@ -455,18 +506,18 @@ class _RobustZModel(base.AnomalyDetector):  # type: ignore[misc]
     def learn_one(self, x: dict[Any, Any]) -> None:
         for f in self.features:
             v = x[f]
-            self._median[f].update(v)
-            self._spread[f].update(v)
+            self._windows[f].update(v)
         self.n += 1
 
     def z(self, x: Mapping[str, float]) -> dict[str, float]:
         out = {}
         for f in self.features:
-            med = self._median[f].get()
-            spread = self._spread[f].get()
-            if med is None or spread is None:
+            w = self._windows[f]
+            if not w:
                 out[f] = 0.0
                 continue
+            med = w.quantile(0.5)
+            spread = w.quantile(0.9) - w.quantile(0.1)
             scale = max(spread / _IDR_SIGMAS, self.floors.get(f, 1e-4))
             out[f] = (x[f] - med) / scale
         return out
@@ -478,11 +529,12 @@ class _RobustZModel(base.AnomalyDetector):  # type: ignore[misc]
 
 
 class RobustZScoreDetector(_RiverDetector):
-    """Robust z-score of the candle's move, with rolling statistics from ``river.stats``.
+    """Robust z-score of the candle's move, with rolling statistics as ``river.stats`` computes them.
 
     For each feature in ``features`` the score uses the median and the
-    10%-90% range of the last ``window`` learnt candles
-    (``river.stats.RollingQuantile``, ``river.stats.RollingIQR`` at 10% and 90%):
+    10%-90% range of the last ``window`` learnt candles (the values of
+    ``river.stats.RollingQuantile`` and ``river.stats.RollingIQR`` at 10% and 90%,
+    from one shared sorted window per feature):
     ``z = |x - median| / max((q90 - q10) / 2.563, floor)``; the detector's score is
     the largest ``z``. Candles flagged as anomalous are not learnt, so a
     crash does not widen the scale that judges the next candles.

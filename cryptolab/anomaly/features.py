@@ -43,13 +43,15 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-import pandas as pd
 
 from cryptolab.errors import ValidationError
 from cryptolab.models import Candle
+
+if TYPE_CHECKING:  # imported where a DataFrame is handled: a consumer never loads pandas
+    import pandas as pd
 
 __all__ = [
     "FEATURE_NAMES",
@@ -210,6 +212,8 @@ def candle_features(df: pd.DataFrame, *, level_span: int = 30) -> pd.DataFrame:
     1  0.0488  0.05   1.3863
     2  0.0000  0.00   0.0000
     """
+    import pandas as pd
+
     alpha = _alpha(level_span)
     out = pd.DataFrame(np.nan, index=df.index, columns=list(FEATURE_NAMES), dtype=float)
     if df.empty:

@@ -20,10 +20,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from cryptolab.anomaly.detectors import (
     BaseDetector,
@@ -36,6 +35,9 @@ from cryptolab.anomaly.detectors import (
 from cryptolab.anomaly.features import FeatureExtractor, Features
 from cryptolab.errors import ValidationError
 from cryptolab.models import Alert, Candle
+
+if TYPE_CHECKING:  # imported where a DataFrame is handled: a consumer never loads pandas
+    import pandas as pd
 
 __all__ = ["AnomalyScorer", "HistoryFn", "score_history"]
 
@@ -332,6 +334,8 @@ def score_history(
     1         60000    0.010000      False          None
     2        120000    0.089109       True        MEDIUM
     """
+    import pandas as pd
+
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
         raise ValidationError("df", f"missing candle columns: {', '.join(missing)}")
