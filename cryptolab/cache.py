@@ -56,6 +56,7 @@ True
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import re
 import threading
@@ -153,6 +154,7 @@ def finals_channel(symbol: str, interval: str) -> str:
     return f"cryptolab:finals:{symbol}:{interval}"
 
 
+@functools.lru_cache(maxsize=64)
 def ttl_ms_for(interval: str) -> int:
     """TTL of a latest-candle key: 1.5 x the interval, in ms.
 
@@ -536,44 +538,58 @@ class MemoryCache:
 # KEYS[1] latest key, KEYS[2] recent key.
 # ARGV: payload, window_start, revision, final (0/1), ttl ms, updates channel, finals channel, cap.
 # Returns 1 when the latest key was replaced, 0 when the candle was older than the stored one.
+# One call publishes a whole batch of candle updates (one script run instead of one per
+# candle: the per-command cost of the client dominated a batch's publish). Per candle i
+# (0-based): KEYS[2i+1] latest key, KEYS[2i+2] recent key; ARGV[3 + 7i ..]: payload,
+# window_start, revision, final, ttl_ms, updates channel, finals channel. ARGV[1] = the
+# number of candles, ARGV[2] = the recent-list cap. Returns how many latest keys were set.
 _PUBLISH_LUA: Final = """
-local ws = tonumber(ARGV[2])
-local rev = tonumber(ARGV[3])
-local fin = tonumber(ARGV[4])
-local replaced = 1
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local ok, c = pcall(cjson.decode, cur)
-  if ok and type(c) == 'table' and type(c.window_start) == 'number' then
-    local cws = c.window_start
-    local crev = tonumber(c.revision) or 0
-    local cfin = 0
-    if c.final == true then cfin = 1 end
-    if ws < cws or (ws == cws and (rev < crev or (rev == crev and fin < cfin))) then
-      replaced = 0
+local n = tonumber(ARGV[1])
+local cap = tonumber(ARGV[2])
+local set = 0
+for i = 0, n - 1 do
+  local a = 2 + 7 * i
+  local payload, sws = ARGV[a + 1], ARGV[a + 2]
+  local ws, rev, fin = tonumber(sws), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local latest, recent = KEYS[2 * i + 1], KEYS[2 * i + 2]
+  local replaced = 1
+  local cur = redis.call('GET', latest)
+  if cur then
+    local ok, c = pcall(cjson.decode, cur)
+    if ok and type(c) == 'table' and type(c.window_start) == 'number' then
+      local cws = c.window_start
+      local crev = tonumber(c.revision) or 0
+      local cfin = 0
+      if c.final == true then cfin = 1 end
+      if ws < cws or (ws == cws and (rev < crev or (rev == crev and fin < cfin))) then
+        replaced = 0
+      end
+    end
+  end
+  if replaced == 1 then
+    redis.call('SET', latest, payload, 'PX', ARGV[a + 5])
+    set = set + 1
+  end
+  redis.call('PUBLISH', ARGV[a + 6], payload)
+  if fin == 1 then
+    redis.call('PUBLISH', ARGV[a + 7], payload)
+    local keep = true
+    local same = redis.call('ZRANGEBYSCORE', recent, sws, sws)
+    for _, m in ipairs(same) do
+      local ok, e = pcall(cjson.decode, m)
+      if ok and type(e) == 'table' and (tonumber(e.revision) or 0) > rev then keep = false end
+    end
+    if keep then
+      redis.call('ZREMRANGEBYSCORE', recent, sws, sws)
+      redis.call('ZADD', recent, sws, payload)
+      redis.call('ZREMRANGEBYRANK', recent, 0, -(cap + 1))
     end
   end
 end
-if replaced == 1 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[5])
-end
-redis.call('PUBLISH', ARGV[6], ARGV[1])
-if fin == 1 then
-  redis.call('PUBLISH', ARGV[7], ARGV[1])
-  local keep = true
-  local same = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2])
-  for _, m in ipairs(same) do
-    local ok, e = pcall(cjson.decode, m)
-    if ok and type(e) == 'table' and (tonumber(e.revision) or 0) > rev then keep = false end
-  end
-  if keep then
-    redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[2])
-    redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-    redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[8]) + 1))
-  end
-end
-return replaced
+return set
 """
+#: Candles per script run: bounds how long one run holds the (single-threaded) server.
+_PUBLISH_CHUNK: Final = 500
 
 _REDIS_ERRORS: Final = (redis.RedisError, OSError)
 
@@ -683,13 +699,18 @@ class RedisCache:
 
         def run() -> None:
             pipe = self._client.pipeline(transaction=False)
-            for c in candles:
-                pipe.evalsha(
-                    sha, 2, latest_key(c.symbol, c.interval), recent_key(c.symbol, c.interval),
-                    encode_candle(c), c.window_start, c.revision, 1 if c.final else 0,
-                    ttl_ms_for(c.interval), updates_channel(c.symbol, c.interval),
-                    finals_channel(c.symbol, c.interval), cap,
-                )
+            for start in range(0, len(candles), _PUBLISH_CHUNK):
+                chunk = candles[start : start + _PUBLISH_CHUNK]
+                keys: list[str] = []
+                args: list[Any] = [len(chunk), cap]
+                for c in chunk:
+                    keys += (latest_key(c.symbol, c.interval), recent_key(c.symbol, c.interval))
+                    args += (
+                        encode_candle(c), c.window_start, c.revision, 1 if c.final else 0,
+                        ttl_ms_for(c.interval), updates_channel(c.symbol, c.interval),
+                        finals_channel(c.symbol, c.interval),
+                    )
+                pipe.evalsha(sha, len(keys), *keys, *args)
             pipe.execute()
 
         try:
