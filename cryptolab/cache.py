@@ -535,9 +535,6 @@ class MemoryCache:
 
 # --------------------------------------------------------------------------- redis
 
-# KEYS[1] latest key, KEYS[2] recent key.
-# ARGV: payload, window_start, revision, final (0/1), ttl ms, updates channel, finals channel, cap.
-# Returns 1 when the latest key was replaced, 0 when the candle was older than the stored one.
 # One call publishes a whole batch of candle updates (one script run instead of one per
 # candle: the per-command cost of the client dominated a batch's publish). Per candle i
 # (0-based): KEYS[2i+1] latest key, KEYS[2i+2] recent key; ARGV[3 + 7i ..]: payload,

@@ -314,9 +314,9 @@ def end_offsets(consumer: Consumer, topic: str, timeout: float = 30.0) -> dict[i
         try:
             md = consumer.list_topics(topic, timeout=left)
             meta = md.topics.get(topic)
-            if meta is None or meta.error is not None:
-                code = meta.error.code() if meta is not None and meta.error is not None else None
-                raise KafkaException(KafkaError(code if code is not None else KafkaError.UNKNOWN_TOPIC_OR_PART))
+            error = KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART) if meta is None else meta.error
+            if error is not None:
+                raise KafkaException(error)
             return {
                 p: tuple(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=left, cached=False))
                 for p in meta.partitions

@@ -666,7 +666,7 @@ class _FlatHalfSpaceTrees(anomaly.HalfSpaceTrees):  # type: ignore[misc]
         self._r_mass = array("i", self._l_mass)
         self.rng = None  # type: ignore[assignment]  # only the trees needed it: 2.5 KiB less per model
 
-    def _path(self, x: Mapping[Any, float], t: int, mass: array[int]) -> list[int]:
+    def _path(self, x: Mapping[Any, float], t: int) -> list[int]:
         """The nodes (heap indices, from the root) that ``x`` visits in tree ``t``.
 
         Where a split feature is missing from ``x``, the walk goes down the child
@@ -674,7 +674,7 @@ class _FlatHalfSpaceTrees(anomaly.HalfSpaceTrees):  # type: ignore[misc]
         """
         branches = 2**self.height - 1
         base_b, base_n = t * branches, t * (2 * branches + 1)
-        names, feature, threshold = self._names, self._feature, self._threshold
+        names, feature, threshold, mass = self._names, self._feature, self._threshold, self._l_mass
         i = 0
         path = [0]
         for _ in range(self.height):
@@ -692,7 +692,7 @@ class _FlatHalfSpaceTrees(anomaly.HalfSpaceTrees):  # type: ignore[misc]
         """Every tree's path (:meth:`_path`) when ``x`` lacks a split feature, else ``None``."""
         if all(name in x for name in self._names):
             return None
-        return [self._path(x, t, self._l_mass) for t in range(self.n_trees)]
+        return [self._path(x, t) for t in range(self.n_trees)]
 
     def learn_one(self, x: Mapping[Any, float]) -> None:
         """As River's ``learn_one``."""
