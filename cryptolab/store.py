@@ -785,6 +785,11 @@ class Store:
         """
         if self.dialect == "sqlite" and self._url.database not in (None, "", ":memory:"):
             Path(self._url.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.dialect == "sqlite" and self._schema_is_current():
+            # Nothing to create: no write lock taken, so a reader (a chart, history()) opening
+            # a file that a busy pipeline writes to never waits behind its transactions.
+            self._timescale = False
+            return
         with self._errors("schema init"), self._write() as conn:
             if self.dialect == "postgresql":
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_ID})
@@ -810,6 +815,19 @@ class Store:
                 self._timescale = self._enable_timescale(conn)
             else:
                 self._timescale = False
+
+    def _schema_is_current(self) -> bool:
+        """Whether the schema is already at :data:`SCHEMA_VERSION` (read in a read transaction).
+
+        The version row is written in the transaction that creates the tables, so its
+        presence means every table exists.
+        """
+        try:
+            with self._read() as conn:
+                current = conn.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar()
+        except sa.exc.SQLAlchemyError:  # no schema yet, or unreadable: the write path decides
+            return False
+        return current == SCHEMA_VERSION
 
     def _timescale_available(self, conn: Connection) -> bool:
         q = sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")

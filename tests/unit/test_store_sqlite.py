@@ -109,6 +109,33 @@ def test_init_creates_the_directory_of_a_sqlite_file(tmp_path: Path) -> None:
     assert path.is_file()
 
 
+def test_opening_a_current_file_needs_no_write_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader (a chart, history()) opening a file whose writer holds the write lock
+    longer than the busy timeout still opens it: init takes no write lock on a current schema."""
+    monkeypatch.setattr(store_mod, "_SQLITE_BUSY_TIMEOUT_MS", 300)
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    with Store(url) as writer:
+        writer.init()
+        writer.commit_batch(group="g", topic="t", candles=[candle(0)])
+        with writer._write() as conn:  # the write lock, held for 3x the busy timeout
+            conn.execute(sa.text("UPDATE candles SET volume = 2.0"))
+            opened: list[BaseException | int] = []
+
+            def open_reader() -> None:
+                try:
+                    with Store(url) as reader:
+                        reader.init()
+                        opened.append(len(reader.history("BTC-USD", "1m")))
+                except BaseException as exc:
+                    opened.append(exc)
+
+            t = threading.Thread(target=open_reader)
+            t.start()
+            t.join(0.9)
+            assert not t.is_alive() and opened == [1], opened
+        t.join()
+
+
 def test_from_settings_uses_the_data_dir(tmp_path: Path) -> None:
     settings = Settings.from_env({"CRYPTOLAB_DATA_DIR": str(tmp_path / "data")})
     with Store.from_settings(settings) as s:
