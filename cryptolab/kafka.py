@@ -265,8 +265,15 @@ def ensure_topics(
                 if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                     continue
                 raise KafkaServiceError(f"could not create topic {name}: {err}") from None
-    md = admin.list_topics(timeout=timeout)
-    return {n: len(md.topics[n].partitions) for n in topics if n in md.topics}
+    # A topic just created can be missing from the metadata for a moment (its leaders are
+    # still being elected, a broker has just restarted): wait until every one shows.
+    deadline = time.monotonic() + timeout
+    while True:
+        md = admin.list_topics(timeout=timeout)
+        found = {n: len(md.topics[n].partitions) for n in topics if n in md.topics}
+        if len(found) == len(topics) or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.1)
 
 
 def end_offsets(consumer: Consumer, topic: str, timeout: float = 30.0) -> dict[int, tuple[int, int]]:
