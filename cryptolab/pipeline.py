@@ -25,7 +25,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain, repeat
 from operator import attrgetter
@@ -58,6 +58,7 @@ from cryptolab.models import (
     MAX_SIZE,
     MAX_TS_MS,
     MIN_TS_MS,
+    SYMBOL_RE,
     Alert,
     Candle,
     encode_alert,
@@ -182,12 +183,36 @@ _price_of = attrgetter("price")
 _size_of = attrgetter("size")
 
 
+def _symbol_codes(symbols: Iterable[str], codes: dict[str, int], names: list[str]) -> list[int] | None:
+    """The code of each symbol, learning well-formed new ones (``None`` when one is not).
+
+    Examples
+    --------
+    >>> codes, names = {"BTC-USD": 0}, ["BTC-USD"]
+    >>> _symbol_codes(["ETH-USD", "BTC-USD", "ETH-USD"], codes, names), names
+    ([1, 0, 1], ['BTC-USD', 'ETH-USD'])
+    >>> _symbol_codes(["BTC-USD", "no spaces"], codes, names) is None, names
+    (True, ['BTC-USD', 'ETH-USD'])
+    """
+    symbols = list(symbols)
+    code = list(map(codes.get, symbols))
+    if None not in code:
+        return code  # type: ignore[return-value]
+    new = {s for s, c in zip(symbols, code, strict=True) if c is None}
+    if not all(type(s) is str and SYMBOL_RE.fullmatch(s) for s in new):
+        return None
+    for s in sorted(new):
+        codes[s] = len(names)
+        names.append(s)
+    return list(map(codes.__getitem__, symbols))
+
+
 def _struct_columns(
-    records: list[Any], codes: dict[str, int]
+    records: list[Any], codes: dict[str, int], names: list[str]
 ) -> tuple[list[int], list[int], list[float], list[float | None]] | None:
-    """Columns of validated wire records (``None`` when a symbol is new: one by one)."""
-    code = list(map(codes.get, map(_symbol_of, records)))
-    if None in code:
+    """Columns of validated wire records (``None`` when a symbol is malformed: one by one)."""
+    code = _symbol_codes(map(_symbol_of, records), codes, names)
+    if code is None:
         return None
     return (code, list(map(_ts_of, records)), list(map(_price_of, records)),  # type: ignore[return-value]
             list(map(_size_of, records)))
@@ -220,7 +245,7 @@ _NONE = type(None)
 
 
 def _valid_columns(
-    records: list[Any], codes: dict[str, int]
+    records: list[Any], codes: dict[str, int], names: list[str]
 ) -> tuple[list[int], list[int], list[float], list[float | None]] | None:
     """Symbol codes, times, prices and sizes of decoded records when every one passes the
     per-record fast checks of ``CandlePipeline._read_records``; ``None`` when one does not.
@@ -230,9 +255,9 @@ def _valid_columns(
     Examples
     --------
     >>> ok = {"v": 1, "symbol": "BTC-USD", "ts": 1_700_000_000_000, "price": 2.0, "size": None}
-    >>> _valid_columns([ok], {"BTC-USD": 0})
+    >>> _valid_columns([ok], {"BTC-USD": 0}, ["BTC-USD"])
     ([0], [1700000000000], [2.0], [None])
-    >>> _valid_columns([ok, {**ok, "v": True}], {"BTC-USD": 0}) is None
+    >>> _valid_columns([ok, {**ok, "v": True}], {"BTC-USD": 0}, ["BTC-USD"]) is None
     True
     """
     n = len(records)
@@ -240,9 +265,6 @@ def _valid_columns(
         return None
     v = list(map(_get, records, repeat("v")))
     if set(map(type, v)) != {int} or v.count(1) != n:
-        return None
-    code = list(map(codes.get, map(_item, records, repeat("symbol"))))
-    if None in code:
         return None
     ts = list(map(_item, records, repeat("ts")))
     if set(map(type, ts)) != {int} or min(ts) < MIN_TS_MS or max(ts) >= MAX_TS_MS:
@@ -262,6 +284,9 @@ def _valid_columns(
         text = list(map(_get, records, repeat(name)))
         if not set(map(type, text)) <= {str, _NONE} or max(map(len, filter(None, text)), default=0) > 64:
             return None
+    code = _symbol_codes(map(_item, records, repeat("symbol")), codes, names)
+    if code is None:
+        return None
     return code, ts, price, size  # type: ignore[return-value]
 
 
@@ -629,10 +654,10 @@ class CandlePipeline:
                 return False
             if _decode_wire is not None:  # decoded and validated in one C pass
                 records = list(map(_decode_wire, values))
-                columns = _struct_columns(records, self._symbol_codes)
+                columns = _struct_columns(records, self._symbol_codes, self._symbol_names)
             else:
                 records = list(map(orjson.loads, values))
-                columns = _valid_columns(records, self._symbol_codes)
+                columns = _valid_columns(records, self._symbol_codes, self._symbol_names)
         except Exception:  # None, not JSON, a failed check, missing keys...: one by one
             return False
         if columns is None:

@@ -194,6 +194,40 @@ def test_fenced_commit_writes_nothing(store: Store, stored: int | None, expected
     assert store.load_progress("g", "t") == before_progress
 
 
+def test_fenced_advance_names_the_stale_partition_and_writes_nothing(store: Store) -> None:
+    # every partition has stored progress and moves on: the usual batch of a running consumer
+    store.commit_batch(group="g", topic="t", progress={**prog(0, 10), **prog(1, 20)},
+                       expected_offsets={0: None, 1: None})
+    before = store.load_progress("g", "t")
+    with pytest.raises(FencedError, match=r"partition 1: expected offset 19, store has offset 20"):
+        store.commit_batch(group="g", topic="t", candles=[candle(0)], alerts=[alert(0)],
+                           progress={**prog(0, 15, state=b"x"), **prog(1, 25, state=b"y")},
+                           expected_offsets={0: 10, 1: 19})
+    assert store.load_progress("g", "t") == before  # partition 0 passed its check, yet did not move
+    assert store.candles() == [] and store.alert_list() == []
+    store.commit_batch(group="g", topic="t", candles=[candle(0)],
+                       progress={**prog(0, 15, wm=T0, state=b"x"), **prog(1, 25, state=b"y")},
+                       expected_offsets={0: 10, 1: 20})
+    assert store.load_progress("g", "t") == {**prog(0, 15, wm=T0, state=b"x"), **prog(1, 25, state=b"y")}
+    assert store.candles() == [candle(0)]
+
+
+def test_awkward_values_round_trip_bit_for_bit(store: Store) -> None:
+    odd = [0.1, 1 / 3, 5e-324, 1.7976931348623157e308, 2.0**-1074 * 3, 123456789.12345679]
+    cs = [
+        dataclasses.replace(
+            candle(i, revision=i, final=i % 2 == 0, gap=i % 3 == 0, vwap=None if i % 2 else odd[-1 - i]),
+            open=x, high=x, low=x, close=x, volume=x, window_end=2**62 + i,
+            trades=2**40 + i, first_ts=-(2**40), last_ts=0,
+        )
+        for i, x in enumerate(odd)
+    ]
+    store.commit_batch(group="g", topic="t", candles=cs)
+    back = store.candles()
+    assert back == cs
+    assert repr(back) == repr(cs)  # the same doubles, None stays None
+
+
 def test_fencing_checks_partitions_only_in_expected(store: Store) -> None:
     store.commit_batch(group="g", topic="t", progress=prog(3, 8), expected_offsets={3: None})
     with pytest.raises(FencedError):

@@ -57,8 +57,11 @@ def test_bulk_decoder_never_accepts_what_one_by_one_rejects(rec):
         struct = _decode_wire(raw)
     except Exception:
         return  # rejected in bulk: the batch goes one by one, which decides
-    if _struct_columns([struct], CODES) is None:
-        return  # only symbols validated one by one before have a code
+    codes, names = dict(CODES), list(CODES)
+    columns = _struct_columns([struct], codes, names)
+    if columns is None:
+        return  # a malformed symbol: one by one, which names it
+    assert names[columns[0][0]] == struct.symbol
     got = (struct.symbol, struct.ts, struct.price, struct.size, struct.source or "", struct.trade_id)
     assert _one_by_one(rec) == got
     assert repr(got) == repr(_one_by_one(rec))  # same types too (-0.0, ints vs floats)
@@ -68,7 +71,8 @@ def test_bulk_decoder_never_accepts_what_one_by_one_rejects(rec):
 @settings(max_examples=1_000, deadline=None)
 def test_orjson_bulk_checks_never_accept_what_one_by_one_rejects(batch):
     try:
-        columns = _valid_columns([orjson.loads(orjson.dumps(r)) for r in batch], CODES)
+        codes, names = dict(CODES), list(CODES)
+        columns = _valid_columns([orjson.loads(orjson.dumps(r)) for r in batch], codes, names)
     except (KeyError, TypeError):
         return  # the caller takes an exception as "one by one"
     if columns is None:
@@ -77,15 +81,20 @@ def test_orjson_bulk_checks_never_accept_what_one_by_one_rejects(batch):
         kept = _one_by_one(rec)
         assert kept is not None
         assert repr((columns[1][i], columns[2][i], columns[3][i])) == repr(kept[1:4])
-        assert CODES[kept[0]] == columns[0][i]
+        assert codes[kept[0]] == columns[0][i] and names[columns[0][i]] == kept[0]
 
 
 @pytest.mark.skipif(_decode_wire is None, reason="msgspec is not installed")
 def test_duplicate_keys_and_new_symbols():
     dup = b'{"v":1,"symbol":"BTC-USD","ts":1700000000000,"price":1.0,"price":2.0}'
     assert _decode_wire(dup).price == orjson.loads(dup)["price"] == 2.0  # the last one, as orjson
+    codes, names = dict(CODES), list(CODES)
     new = _decode_wire(orjson.dumps({**GOOD, "symbol": "SOL-USD"}))
-    assert _struct_columns([new], CODES) is None  # a new symbol: one by one (it gets its code there)
+    assert _struct_columns([new], codes, names)[0] == [2]  # a new well-formed symbol gets the next code
+    assert names == ["BTC-USD", "ETH-USD", "SOL-USD"] and codes["SOL-USD"] == 2
+    bad = _decode_wire(orjson.dumps({**GOOD, "symbol": "sol usd"}))
+    assert _struct_columns([new, bad], codes, names) is None  # a malformed one: one by one, which names it
+    assert names == ["BTC-USD", "ETH-USD", "SOL-USD"]  # and nothing learned
 
 
 def test_runs_split_at_partition_changes():
