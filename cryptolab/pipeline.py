@@ -12,6 +12,13 @@ that progress, restores its windows and seeks to the stored offset, so the
 result is the same as if nothing had happened. Kafka's own committed offsets
 are written too, but only as a courtesy for lag monitoring.
 
+Commits run on a thread of their own, one at a time: while batch N is written
+(store, then cache), batch N+1 is consumed and folded; N+1 is committed only
+after N has landed, with N's offsets as its fencing token. When N is fenced,
+what was folded meanwhile is dropped and folded again from the stored offsets.
+When the topic has nothing more to give, the pipeline waits for the commit in
+flight before it waits for messages, so a live feed's commits are not delayed.
+
 Redis (or the in-process cache) is updated after the commit: at least once,
 with idempotent payloads (monotonic "latest" keys). When it is down, updates
 are kept (latest per key) and replayed when it returns; the SQL path goes on.
@@ -26,6 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import chain, repeat
 from operator import attrgetter
@@ -118,6 +126,20 @@ class _Owned:
     last_seen: float = field(default_factory=time.monotonic)
     dirty: bool = False
     idle_closed: bool = False
+
+
+@dataclass(slots=True)
+class _Commit:
+    """One batch's results and progress, on their way to the store and then the cache."""
+
+    finals: list[Candle]
+    updates: list[Candle]
+    alerts: list[Alert]
+    late: list[Any]
+    progress: dict[int, Any]
+    expected: dict[int, int | None]
+    inserted: list[Alert] = field(default_factory=list)
+    fenced: FencedError | None = None
 
 
 class _Columns:
@@ -377,6 +399,10 @@ class CandlePipeline:
         self._symbol_names: list[str] = []
         self._late_pending: list[Any] = []
         self._dlq_pending = False
+        # Commits run on their own thread, one at a time: batch N+1 is folded while batch N
+        # is written (the store's and the cache's round trips overlap the consumer's work).
+        self._committer: ThreadPoolExecutor | None = None
+        self._inflight: tuple[_Commit, Future[None]] | None = None
 
     # ---------------------------------------------------------------- control
     def stop(self) -> None:
@@ -390,6 +416,7 @@ class CandlePipeline:
 
     # ------------------------------------------------------------- rebalance
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._reap()
         self.stats.rebalances += 1
         self._forget_scored()
         ids = [tp.partition for tp in partitions]
@@ -408,6 +435,7 @@ class CandlePipeline:
         consumer.assign(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._reap()  # the last commit lands before another member reads the progress
         for tp in partitions:
             self._owned.pop(tp.partition, None)
             self.aggregator.forget(tp.partition)
@@ -483,6 +511,7 @@ class CandlePipeline:
         targets: dict[int, int] | None = None
         if stop_at_end:
             targets = {pid: high for pid, (_low, high) in end_offsets(consumer, self.topic).items()}
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="cryptolab-commit")
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         started = time.monotonic()
         last_msg = started
@@ -498,7 +527,8 @@ class CandlePipeline:
                     last_msg = time.monotonic()
                 self._idle_close()
                 self._commit()
-                self._flush_cache_backlog()
+                if self._inflight is None:
+                    self._flush_cache_backlog()
                 if targets is not None and self._owned and all(
                     o.next_offset >= targets.get(p, 0) for p, o in self._owned.items()
                 ):
@@ -506,7 +536,13 @@ class CandlePipeline:
                     break
                 if idle_exit is not None and time.monotonic() - last_msg >= idle_exit:
                     break
+            self._reap()
         finally:
+            if self._inflight is not None:  # leaving on an error: still let the last commit land
+                try:
+                    self._reap()
+                except Exception:
+                    log.warning("the last commit failed while stopping on an error", exc_info=True)
             self.stats.elapsed_s += time.monotonic() - started
             if self._cache_backlog or self._alert_backlog:
                 log.warning(
@@ -518,6 +554,9 @@ class CandlePipeline:
         return self.stats
 
     def _close_clients(self) -> None:
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
+            self._committer = None
         if self._producer is not None:
             self._producer.flush(10)
             self._producer = None
@@ -534,6 +573,7 @@ class CandlePipeline:
             self.aggregator.close_partition(p)
             self._owned[p].dirty = True
         self._commit()
+        self._reap()
         self._flush_cache_backlog(force=True)
 
     def _idle_close(self) -> None:
@@ -559,6 +599,7 @@ class CandlePipeline:
         msgs: list[Message] = consumer.consume(self.batch_size, 0)
         if msgs or self.batch_timeout <= 0:
             return msgs
+        self._reap()  # nothing to fold meanwhile: finish the last commit before waiting
         msgs = consumer.consume(1, self.batch_timeout)
         if msgs and self.batch_size > 1:
             msgs += consumer.consume(self.batch_size - 1, 0)
@@ -771,9 +812,18 @@ class CandlePipeline:
         log.debug("dead letter at %s/%s@%s: %s %s", m.topic(), m.partition(), m.offset(), fld, reason)
 
     def _commit(self) -> None:
+        """Hand the batch's results and progress to the commit thread.
+
+        The previous commit is waited for first: the offsets it stores are this one's
+        fencing tokens, and a fenced commit resyncs the partitions before anything more
+        is committed.
+        """
+        if not any(o.dirty for o in self._owned.values()) and not self.aggregator_has_output():
+            return
+        self._reap()
         dirty = {p: o for p, o in self._owned.items() if o.dirty}
         if not dirty and not self.aggregator_has_output():
-            return
+            return  # the last commit was fenced: its partitions were resynced
         em = self.aggregator.drain()
         alerts: list[Alert] = []
         if self.scorer is not None and em.first_finals:
@@ -783,62 +833,94 @@ class CandlePipeline:
             self._flush_dead_letters()
         from cryptolab.store import PartitionProgress
 
-        progress = {
-            p: PartitionProgress(
-                partition=p,
-                offset=o.next_offset,
-                watermark_ms=self.aggregator.watermark(p),
-                state=state_to_bytes(self.aggregator.snapshot(p)),
-            )
-            for p, o in dirty.items()
-        }
-        expected = {p: o.expected for p, o in dirty.items()}
-        late = self._late_pending
+        job = _Commit(
+            finals=em.finals, updates=em.updates, alerts=alerts, late=self._late_pending,
+            progress={
+                p: PartitionProgress(
+                    partition=p,
+                    offset=o.next_offset,
+                    watermark_ms=self.aggregator.watermark(p),
+                    state=state_to_bytes(self.aggregator.snapshot(p)),
+                )
+                for p, o in dirty.items()
+            },
+            expected={p: o.expected for p, o in dirty.items()},
+        )
+        self._late_pending = []
+        for o in dirty.values():
+            o.dirty = False
+        if self._committer is None:  # not running (a direct call): commit on this thread
+            self._write(job)
+            self._finalize(job)
+        else:
+            self._inflight = (job, self._committer.submit(self._write, job))
+
+    def _write(self, job: _Commit) -> None:
+        """Commit ``job`` to the store, then send its alerts and publish it to the cache
+        (on the commit thread)."""
         retries = self.stats.store_retries
         try:
-            inserted = self._retry_store(
+            job.inserted = self._retry_store(
                 lambda: self.store.commit_batch(
-                    group=self.group, topic=self.topic, candles=em.finals, alerts=alerts,
-                    late_ticks=late, progress=progress, expected_offsets=expected,
+                    group=self.group, topic=self.topic, candles=job.finals, alerts=job.alerts,
+                    late_ticks=job.late, progress=job.progress, expected_offsets=job.expected,
                 )
             )
         except FencedError as exc:
-            if self.stats.store_retries == retries or not self._landed(progress):
-                self._fenced(exc, list(dirty))
+            if self.stats.store_retries == retries or not self._landed(job.progress):
+                job.fenced = exc
                 return
             # The connection was lost at COMMIT and the commit had gone through: the retry met
             # our own offsets at the fence. Which alerts were new is unknown: all go out (the
             # cache's payloads are idempotent).
             log.warning("a commit whose outcome was unknown had succeeded (%s)", exc)
-            inserted = alerts
-        self._late_pending = []
-        for o in dirty.values():
-            o.expected = o.next_offset
-            o.dirty = False
+            job.inserted = job.alerts
+        if job.inserted and self._producer is not None:
+            for a in job.inserted:
+                self._producer.produce("alerts", key=a.symbol.encode(), value=encode_alert(a))
+            self._producer.poll(0)
+        self._flush_cache_backlog()  # when the cache was down: is it back?
+        self._publish(job.finals + job.updates, job.inserted)  # closed candles first: they are awaited
+
+    def _reap(self) -> None:
+        """Wait for the commit in flight, if any, and account for it (on the consumer's thread)."""
+        if self._inflight is None:
+            return
+        job, done = self._inflight
+        self._inflight = None
+        done.result()  # re-raises what the commit thread could not handle
+        self._finalize(job)
+
+    def _finalize(self, job: _Commit) -> None:
+        if job.fenced is not None:
+            self._fenced(job.fenced)
+            return
+        for p, pr in job.progress.items():
+            o = self._owned.get(p)
+            if o is not None:
+                o.expected = pr.offset
         self.stats.commits += 1
-        self.stats.candles_final += len(em.finals)
-        self.stats.candle_updates += len(em.updates)
-        self.stats.alerts += len(inserted)
-        if self._consumer is not None and dirty:
-            offs = [TopicPartition(self.topic, p, o.next_offset) for p, o in dirty.items()]
+        self.stats.candles_final += len(job.finals)
+        self.stats.candle_updates += len(job.updates)
+        self.stats.alerts += len(job.inserted)
+        if self._consumer is not None and job.progress:
+            offs = [TopicPartition(self.topic, p, pr.offset) for p, pr in job.progress.items()]
             try:
                 self._consumer.commit(offsets=offs, asynchronous=True)
             except Exception:  # courtesy commit only
                 log.debug("kafka offset commit failed", exc_info=True)
-        if inserted and self._producer is not None:
-            for a in inserted:
-                self._producer.produce("alerts", key=a.symbol.encode(), value=encode_alert(a))
-            self._producer.poll(0)
-        self._publish(em.finals + em.updates, inserted)  # closed candles first: they are awaited
         if self.on_commit is not None:
-            self.on_commit(em.updates + em.finals, inserted)
+            self.on_commit(job.updates + job.finals, job.inserted)
 
-    def _fenced(self, exc: FencedError, partitions: list[int]) -> None:
+    def _fenced(self, exc: FencedError) -> None:
         self.stats.fenced += 1
         log.warning("fenced (%s): another member owns these partitions now; resyncing", exc)
         self._late_pending = []
         self._forget_scored()  # this batch was scored but never committed
-        self._resync(partitions)
+        # Everything not committed is folded again from the stored offsets: the fenced batch,
+        # and what was folded while it was being written.
+        self.aggregator.discard_pending()
+        self._resync(list(self._owned))
 
     def _landed(self, progress: dict[int, Any]) -> bool:
         """Whether the store holds exactly this progress (offsets and window state) already."""

@@ -742,6 +742,24 @@ class CandleAggregator:
         self._parts.pop(partition, None)
         self._dirty = [d for d in self._dirty if d[0] != partition]
 
+    def discard_pending(self) -> None:
+        """Drop the output not drained yet (the input it came from will be folded again).
+
+        Examples
+        --------
+        >>> agg = CandleAggregator(intervals="1m", out_of_orderness_ms=0)
+        >>> agg.add("BTC-USD", 1_700_000_040_000, 1.0, 1.0)
+        True
+        >>> agg.discard_pending()
+        >>> agg.drain().updates
+        []
+        """
+        for d in self._dirty:
+            d[4][_DIRTY] = False
+        self._dirty = []
+        self._first_finals = []
+        self._gaps = []
+
 
 def state_to_bytes(state: dict[str, Any]) -> bytes:
     """Encode a partition snapshot for the store."""

@@ -29,7 +29,7 @@ import cryptolab.pipeline as pipeline_module
 from cryptolab.batch import candles_from_ticks
 from cryptolab.cache import MemoryCache
 from cryptolab.config import Settings
-from cryptolab.errors import CacheError, KafkaServiceError, StoreError
+from cryptolab.errors import CacheError, FencedError, KafkaServiceError, StoreError
 from cryptolab.kafka import producer_config
 from cryptolab.models import encode_tick
 from cryptolab.pipeline import CandlePipeline
@@ -273,3 +273,55 @@ def test_a_commit_whose_answer_was_lost_is_recognised_and_published(
     for (symbol, interval), rows in clean[0].groupby(["symbol", "interval"]):
         recent = cache.recent(symbol, interval, 10_000)
         assert [c.window_start for c in recent] == rows["window_start"].tolist(), (symbol, interval)
+
+
+class FencedOnceStore(Store):
+    """A store where, once, another member commits a batch just before this one does.
+
+    The other member did the very same work (it read the same offsets), so after
+    resyncing from what it stored, the run must end exactly as a clean one.
+    """
+
+    def __init__(self, url: str, at: int) -> None:
+        super().__init__(url)
+        self.calls = 0
+        self.at = at
+        self.finals: list[tuple[Any, ...]] = []  # (key, revision) of every final this member committed
+
+    def commit_batch(self, **k: Any) -> Any:
+        self.calls += 1
+        if self.calls == self.at:
+            super().commit_batch(**k)  # the other member's commit
+            raise FencedError("partition 0: expected offset ..., store has offset ... (injected)")
+        result = super().commit_batch(**k)
+        self.finals += [(c.key, c.revision) for c in k.get("candles", ()) if c.final]
+        return result
+
+
+def test_a_fenced_commit_resyncs_and_refolds_what_was_folded_meanwhile(
+    stream: tuple[list[tuple[bytes, bytes]], pd.DataFrame], clean: tuple[pd.DataFrame, list[Any]],
+    tmp_path: Path,
+) -> None:
+    """Batch N+1 is folded while batch N is written; when N is fenced, N+1 is dropped and
+    folded again from the stored offsets (not committed on top of the other member's state)."""
+    records, _ = stream
+    s = _topic(tmp_path, records)
+    store = FencedOnceStore(f"sqlite:///{(tmp_path / 'h.db').as_posix()}", at=3)
+    store.init()
+    folded_during_commit = []
+    pipe = CandlePipeline(s, store=store, cache=MemoryCache(f"h-{uuid.uuid4().hex[:8]}"),
+                          batch_size=2_000, batch_timeout=0.05)
+    process = pipe._process
+
+    def watch(msgs: Any) -> None:
+        folded_during_commit.append(pipe._inflight is not None and not pipe._inflight[1].done())
+        process(msgs)
+
+    pipe._process = watch  # type: ignore[method-assign]
+    stats = pipe.run(stop_at_end=True)
+    assert stats.fenced == 1 and store.calls > 4
+    assert any(folded_during_commit), "no batch was folded while a commit was in flight"
+    # what was folded meanwhile was dropped, not committed as well as folded again
+    assert len(set(store.finals)) == len(store.finals)
+    pd.testing.assert_frame_equal(candles_frame(store), clean[0], check_exact=True)
+    assert alert_rows(store) == clean[1]
