@@ -285,7 +285,7 @@ def versions(settings: Settings | None = None) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for dist in ("cryptolab", "confluent-kafka", "quixstreams", "polars", "pandas", "numpy", "pyarrow",
-                 "sqlalchemy", "psycopg", "redis", "orjson", "river"):
+                 "sqlalchemy", "psycopg", "redis", "hiredis", "orjson", "msgspec", "river"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -646,9 +646,10 @@ class RedisCache:
 
     Notes
     -----
-    :meth:`publish` runs one Lua script per candle (``EVALSHA``), all in one
-    pipelined round trip; the script keeps ``latest`` monotonic, publishes,
-    and maintains the recent set atomically. :meth:`latest` is one ``GET``.
+    :meth:`publish` runs one Lua script (``EVALSHA``) per chunk of up to 500
+    candles, all chunks in one pipelined round trip; for each candle the script
+    keeps ``latest`` monotonic, publishes, and maintains the recent set
+    atomically. :meth:`latest` is one ``GET``.
     A connection refused is retried once immediately; timeouts are not
     retried, so no call blocks much longer than ``socket_timeout``.
 
