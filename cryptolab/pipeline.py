@@ -84,9 +84,6 @@ log = logging.getLogger(__name__)
 
 _TICK_KEYS = frozenset({"v", "symbol", "ts", "price", "size", "source", "trade_id"})
 _MAX_CACHE_BACKLOG = 100_000
-#: How long a consumer catching up goes on folding while a commit is being written,
-#: before it waits for that commit (bounds what a stalled store lets it fold uncommitted).
-_MAX_COMMIT_DEFER_S = 1.0
 
 
 @dataclass
@@ -406,7 +403,6 @@ class CandlePipeline:
         # is written (the store's and the cache's round trips overlap the consumer's work).
         self._committer: ThreadPoolExecutor | None = None
         self._inflight: tuple[_Commit, Future[None]] | None = None
-        self._submitted_at = 0.0
 
     # ---------------------------------------------------------------- control
     def stop(self) -> None:
@@ -527,14 +523,10 @@ class CandlePipeline:
                     break
                 if count is not None and self.stats.ticks - start_ticks >= count:
                     break
-                got = self._consume_batch(consumer)
-                if got:
+                if self._consume_batch(consumer):
                     last_msg = time.monotonic()
                 self._idle_close()
-                # A full batch means more is waiting: while the last commit is still being
-                # written, this batch joins the next commit (catching up never waits for the
-                # store); a partial one means caught up: commit now (latency).
-                self._commit(defer=got >= self.batch_size)
+                self._commit()
                 if self._inflight is None:
                     self._flush_cache_backlog()
                 if targets is not None and self._owned and all(
@@ -613,8 +605,8 @@ class CandlePipeline:
             msgs += consumer.consume(self.batch_size - 1, 0)
         return msgs
 
-    def _consume_batch(self, consumer: Consumer) -> int:
-        """Poll and fold one batch; return how many messages came.
+    def _consume_batch(self, consumer: Consumer) -> bool:
+        """Poll and fold one batch; return whether any message came.
 
         The cyclic garbage collector is paused meanwhile: a batch allocates tens of
         thousands of short-lived message objects (freed by reference counting), and
@@ -625,7 +617,7 @@ class CandlePipeline:
             gc.disable()
         try:
             msgs = self._poll(consumer)
-            got = len(msgs)
+            got = bool(msgs)
             if got:
                 self._process(msgs)
             del msgs
@@ -819,22 +811,14 @@ class CandlePipeline:
         self._dlq_pending = True
         log.debug("dead letter at %s/%s@%s: %s %s", m.topic(), m.partition(), m.offset(), fld, reason)
 
-    def _commit(self, *, defer: bool = False) -> None:
+    def _commit(self) -> None:
         """Hand the results and progress folded since the last commit to the commit thread.
 
         The previous commit is waited for first: the offsets it stores are this one's
         fencing tokens, and a fenced commit resyncs the partitions before anything more
-        is committed. With ``defer``, nothing happens while the previous commit is still
-        being written (for at most ``_MAX_COMMIT_DEFER_S``).
+        is committed.
         """
         if not any(o.dirty for o in self._owned.values()) and not self.aggregator_has_output():
-            return
-        if (
-            defer
-            and self._inflight is not None
-            and not self._inflight[1].done()
-            and time.monotonic() - self._submitted_at < _MAX_COMMIT_DEFER_S
-        ):
             return
         self._reap()
         dirty = {p: o for p, o in self._owned.items() if o.dirty}
@@ -870,7 +854,6 @@ class CandlePipeline:
             self._finalize(job)
         else:
             self._inflight = (job, self._committer.submit(self._write, job))
-            self._submitted_at = time.monotonic()
 
     def _write(self, job: _Commit) -> None:
         """Commit ``job`` to the store, then send its alerts and publish it to the cache
