@@ -461,6 +461,43 @@ def _worker(kind: str, params: dict[str, Any], *, timeout: float) -> dict[str, A
     return result
 
 
+def _cpu_busy(seconds: float) -> float | None:
+    """Share of the machine's CPU time that was busy over ``seconds`` (Linux ``/proc/stat``)."""
+
+    def read() -> tuple[int, int] | None:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    a = read()
+    time.sleep(seconds)
+    b = read()
+    if a is None or b is None or b[0] == a[0]:
+        return None
+    return 1.0 - (b[1] - a[1]) / (b[0] - a[0])
+
+
+def settle(max_wait: float = 30.0, busy_below: float = 0.15, window: float = 0.5) -> float:
+    """Wait until the machine is quiet (what a section leaves behind, such as PostgreSQL's
+    checkpoint and autovacuum after the consumer runs, must not land in the next one);
+    return the seconds waited (at most ``max_wait``).
+
+    Examples
+    --------
+    >>> 0.0 <= settle(max_wait=0.0) < 5
+    True
+    """
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_wait:
+        busy = _cpu_busy(window)
+        if busy is None or busy < busy_below:
+            break
+    return round(time.perf_counter() - t0, 1)
+
+
 def _rss_mb() -> float:
     import psutil
 
@@ -1223,7 +1260,8 @@ def run_suite(
                 skipped[name] = why
                 say(f"{name}: skipped ({why})")
                 continue
-            say(f"{name}: running")
+            waited = settle()
+            say(f"{name}: running" + (f" (after {waited} s for the machine to settle)" if waited >= 1 else ""))
             started = time.perf_counter()
             try:
                 out = fn(svc, cfg, say)
@@ -1231,7 +1269,8 @@ def run_suite(
                 log.exception("benchmark section %s failed", name)
                 skipped[name] = f"failed: {type(exc).__name__}: {exc}"
                 continue
-            details[name] = {**out.pop("details", {}), "section_seconds": _r(time.perf_counter() - started, 1)}
+            details[name] = {**out.pop("details", {}), "section_seconds": _r(time.perf_counter() - started, 1),
+                             "settle_seconds": waited}
             checks.update(out.pop("checks", {}))
             result.update(out)
     finally:
