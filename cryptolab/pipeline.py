@@ -331,7 +331,7 @@ class CandlePipeline:
         Extra librdkafka consumer options.
     on_commit
         Callback ``f(emission_candles, alerts)`` after each successful commit
-        (used by live views and tests).
+        (used by live views and tests), called on the thread that runs :meth:`run`.
 
     Examples
     --------
