@@ -70,6 +70,8 @@ from cryptolab.models import (
     Alert,
     Candle,
     encode_alert,
+    interval_name,
+    iso_utc,
     tick_from_dict,
 )
 from cryptolab.windows import CandleAggregator, state_from_bytes, state_to_bytes
@@ -240,6 +242,21 @@ def _struct_columns(
             list(map(_size_of, records)))
 
 
+def _days_hours(ms: int) -> str:
+    """A duration for people.
+
+    Examples
+    --------
+    >>> _days_hours(90_061_000), _days_hours(3_600_000 * 5), _days_hours(2_000)
+    ('1 day 1 h', '5.0 h', '2 s')
+    """
+    hours = ms / 3_600_000
+    if hours >= 24:
+        days, rest = divmod(int(hours), 24)
+        return f"{days:,} day{'s' if days > 1 else ''}" + (f" {rest} h" if rest else "")
+    return f"{hours:.1f} h" if hours >= 1 else f"{ms // 1000} s"
+
+
 def _field(record: Any, name: str) -> Any:
     """A field of a decoded record: a dict (one by one) or a wire struct (in bulk)."""
     return record.get(name) if isinstance(record, dict) else getattr(record, name)
@@ -399,6 +416,7 @@ class CandlePipeline:
         self._symbol_names: list[str] = []
         self._late_pending: list[Any] = []
         self._dlq_pending = False
+        self._ts_limit = MAX_TS_MS  # event times above: dead letters (set per batch from the wall clock)
         # Commits run on their own thread, one at a time: batch N+1 is folded while batch N
         # is written (the store's and the cache's round trips overlap the consumer's work).
         self._committer: ThreadPoolExecutor | None = None
@@ -629,6 +647,8 @@ class CandlePipeline:
     def _process(self, msgs: list[Message]) -> None:
         batch: dict[int, _Columns] = {}
         now = time.monotonic()
+        skew = self.settings.max_clock_skew_ms
+        self._ts_limit = int(time.time() * 1000) + skew if skew > 0 else MAX_TS_MS
         if list(map(Message.error, msgs)).count(None) != len(msgs):
             self._read_records(msgs, batch, now)
         else:
@@ -701,7 +721,7 @@ class CandlePipeline:
                 columns = _valid_columns(records, self._symbol_codes, self._symbol_names)
         except Exception:  # None, not JSON, a failed check, missing keys...: one by one
             return False
-        if columns is None:
+        if columns is None or max(columns[1]) > self._ts_limit:  # a tick from the future: one by one
             return False
         o.next_offset = last + 1
         c = batch.get(p)
@@ -781,6 +801,8 @@ class CandlePipeline:
                     if code is None:
                         code = codes[sym] = len(self._symbol_names)
                         self._symbol_names.append(sym)
+                if ts > self._ts_limit:
+                    raise ValidationError("ts", self._ahead_reason(ts))
             except Exception as exc:  # any bad record goes to the DLQ
                 if isinstance(exc, KeyError | TypeError | AttributeError):
                     exc = _precise_error(d, exc)  # the fast path choked: name the field
@@ -792,6 +814,14 @@ class CandlePipeline:
             cols.size.append(size)
             cols.offsets.append(off)
             cols.records.append(d)
+
+    def _ahead_reason(self, ts: int) -> str:
+        ahead = _days_hours(ts - self._ts_limit + self.settings.max_clock_skew_ms)
+        return (
+            f"{ts} ({iso_utc(ts)}) is {ahead} ahead of the wall clock, more than "
+            f"CRYPTOLAB_MAX_CLOCK_SKEW={interval_name(self.settings.max_clock_skew_ms)} (a clock or unit "
+            "error upstream; 0s lifts the bound, for data stamped ahead of the clock on purpose)"
+        )
 
     def _dead_letter(self, m: Message, exc: Exception) -> None:
         if isinstance(exc, ValidationError):

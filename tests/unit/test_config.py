@@ -24,6 +24,7 @@ FULL_ENV = {
     "CRYPTOLAB_OUT_OF_ORDERNESS": "250ms",
     "CRYPTOLAB_ALLOWED_LATENESS": "5m",
     "CRYPTOLAB_IDLE_TIMEOUT": "2m",
+    "CRYPTOLAB_MAX_CLOCK_SKEW": "10m",
     "CRYPTOLAB_GAP_FILL": "yes",
     "CRYPTOLAB_COINGECKO_URL": "https://pro-api.coingecko.com/api/v3",
     "CRYPTOLAB_COINGECKO_API_KEY": "CG-secret-key",
@@ -47,6 +48,7 @@ def test_every_variable_is_parsed_to_its_type() -> None:
         300_000,
         120_000,
     )
+    assert s.max_clock_skew_ms == 600_000
     assert s.gap_fill is True
     assert s.coingecko_url == "https://pro-api.coingecko.com/api/v3"
     assert s.coingecko_api_key == "CG-secret-key"

@@ -140,10 +140,14 @@ def wire_records(draw: st.DrawFn) -> bytes | None:
 
 
 def _decoder_verdict(raw: bytes | None) -> WireError | None:
+    """The strict decoder's verdict, plus the consumer's bound on event time (the default
+    CRYPTOLAB_MAX_CLOCK_SKEW of one day ahead of the wall clock)."""
     try:
-        decode_tick(raw)
+        tick = decode_tick(raw)
     except WireError as exc:
         return exc
+    if tick.ts_ms > time.time() * 1000 + Settings().max_clock_skew_ms:
+        return WireError("ts", "ahead of the wall clock")
     return None
 
 
@@ -300,17 +304,45 @@ def test_stored_candles_are_well_formed_after_the_onslaught(live: _LivePipeline)
     assert live.error is None and live.thread.is_alive()
 
 
-@pytest.mark.xfail(strict=True, reason="known issue: event time has no bound against the wall clock, so one "
-                                       "valid far-future tick moves its partition's watermark decades ahead")
-def test_one_far_future_tick_does_not_make_the_rest_of_its_partition_too_late() -> None:
-    """A tick stamped 2099 passes validation (MIN_TS_MS <= ts < MAX_TS_MS) and becomes the
-    partition's watermark: every later real tick is then too late (recorded in late_ticks, never
-    in a candle). Replays and simulations run ahead of the wall clock on purpose, so a bound
-    would have to be a setting (e.g. a maximum clock skew for live feeds)."""
-    from cryptolab.windows import CandleAggregator
-
-    agg = CandleAggregator(intervals="1m", out_of_orderness_ms=1_000, allowed_lateness_ms=60_000)
-    assert agg.add("BTC-USD", T0, 100.0, 1.0, 0)
-    assert agg.add("BTC-USD", MAX_TS_MS - 1, 100.0, 1.0, 0)  # hostile, but inside the valid range
-    too_late = [s for s in range(1, 600) if not agg.add("BTC-USD", T0 + s * 1_000, 100.0, 1.0, 0)]
-    assert too_late == []
+@pytest.mark.parametrize("skew", ["1d", "0s"])
+def test_a_tick_from_the_far_future_is_a_dead_letter_not_the_watermark(tmp_path: Path, skew: str) -> None:
+    """A tick stamped 2099 passes the wire checks (MIN_TS_MS <= ts < MAX_TS_MS). Were it folded, it
+    would become its partition's watermark and every later real tick would be too late. The
+    consumer dead-letters event times more than CRYPTOLAB_MAX_CLOCK_SKEW ahead of the wall clock;
+    ``0s`` lifts the bound (data stamped ahead of the clock on purpose), with that consequence."""
+    topic = f"future_{uuid.uuid4().hex[:10]}"
+    s = Settings.from_env({}, topic=topic, data_dir=tmp_path, intervals="1m", idle_timeout="0s",
+                          max_clock_skew=skew)
+    far = orjson.dumps({"v": 1, "symbol": "BTC-USD", "ts": MAX_TS_MS - 1, "price": 100.0, "size": 1.0})
+    records = [orjson.dumps({"v": 1, "symbol": "BTC-USD", "ts": T0, "price": 100.0, "size": 1.0}), far]
+    records += [orjson.dumps({"v": 1, "symbol": "BTC-USD", "ts": T0 + i * 1_000, "price": 100.0 + i,
+                              "size": 1.0}) for i in range(1, 600)]
+    producer = Producer(producer_config(s))
+    for r in records:
+        producer.produce(topic, value=r, partition=0)
+    assert producer.flush(30) == 0
+    store = Store(f"sqlite:///{(tmp_path / 'future.db').as_posix()}")
+    store.init()
+    stats = CandlePipeline(s, store=store, cache=MemoryCache(f"future-{topic}"), scorer=None,
+                           batch_size=100, batch_timeout=0.05).run(stop_at_end=True)
+    if skew == "0s":
+        assert stats.dead_letters == 0 and stats.late_ticks == 599  # the far tick became the watermark
+        return
+    assert stats.dead_letters == 1 and stats.late_ticks == 0 and stats.ticks == 600
+    candles = [c for c in store.candles() if c.window_start < T0 + 600_000]
+    assert [c.window_start for c in candles] == [T0 + m * 60_000 for m in range(10)]
+    assert sum(c.trades for c in candles) == 600 and all(c.final for c in candles)
+    dlq = Consumer({"bootstrap.servers": bootstrap_servers(s), "group.id": f"dlq-{topic}",
+                    "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    dlq.subscribe([topic + ".dlq"])
+    dead = []
+    deadline = time.monotonic() + 20
+    while not dead and time.monotonic() < deadline:
+        dead = [m for m in dlq.consume(10, 0.5) if m.error() is None]
+    dlq.close()
+    assert [m.value() for m in dead] == [far]
+    headers = dict(dead[0].headers() or [])
+    assert headers["field"] == b"ts" and headers["offset"] == b"1"
+    reason = headers["reason"].decode()
+    assert "2099-12-31T23:59:59.999Z" in reason and "ahead of the wall clock" in reason, reason
+    assert "CRYPTOLAB_MAX_CLOCK_SKEW=1d" in reason, reason
