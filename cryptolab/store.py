@@ -357,26 +357,9 @@ def _json_dumps(obj: Any) -> str:
 
 
 def _candle_row(c: Candle) -> dict[str, Any]:
-    return {
-        "symbol": c.symbol,
-        "interval": c.interval,
-        "window_start": c.window_start,
-        "window_end": c.window_end,
-        "open": c.open,
-        "high": c.high,
-        "low": c.low,
-        "close": c.close,
-        "volume": c.volume,
-        "vwap": c.vwap,
-        "trades": c.trades,
-        "first_ts": c.first_ts,
-        "last_ts": c.last_ts,
-        "high_ts": c.high_ts,
-        "low_ts": c.low_ts,
-        "revision": c.revision,
-        "final": c.final,
-        "gap": c.gap,
-    }
+    row = {k: getattr(c, k) for k in HISTORY_COLUMNS}
+    # numpy scalars as Python numbers: sqlite3 would store them as BLOBs
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
 
 
 def _candle_from_row(r: Sequence[Any]) -> Candle:
@@ -447,9 +430,8 @@ FROM (
 ) AS c"""
 
 
-# PostgreSQL writes of a consumer batch: each a single statement over arrays (one round
-# trip, parameters adapted in C by psycopg), where an executemany would bind every row
-# through SQLAlchemy.
+# PostgreSQL writes of a consumer batch: each one statement over arrays (one round trip),
+# where an executemany would bind every row through SQLAlchemy.
 _PG_UPSERT_CANDLES: Final = """\
 INSERT INTO candles (symbol, "interval", window_start, window_end, open, high, low, close, volume,
                      vwap, trades, first_ts, last_ts, high_ts, low_ts, revision, final, gap)
@@ -478,20 +460,23 @@ def _pg_numbers(values: list[Any]) -> str:
     """A PostgreSQL array literal of ints or floats (``None`` as NULL), cast by the query.
 
     Built with ``str.join`` at C speed: psycopg adapts a list element by element in
-    Python. ``repr`` of a float reads back as the same double.
+    Python. ``str`` of a float reads back as the same double (numpy scalars too).
 
     Examples
     --------
     >>> _pg_numbers([1, 2]), _pg_numbers([0.1, None, -0.0]), _pg_numbers([True, False])
     ('{1,2}', '{0.1,NULL,-0.0}', '{t,f}')
+    >>> import numpy as np
+    >>> _pg_numbers([np.float64(1 / 3), np.int64(7)])
+    '{0.3333333333333333,7}'
     """
     if not values:
         return "{}"
     if type(values[0]) is bool:
         return "{" + ",".join(map(_PG_BOOL.__getitem__, values)) + "}"
     if None in values:
-        return "{" + ",".join(["NULL" if v is None else repr(v) for v in values]) + "}"
-    return "{" + ",".join(map(repr, values)) + "}"
+        return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _frame_from_packed(symbol: str, interval: str, n: int, data: bytes | None) -> pd.DataFrame | None:

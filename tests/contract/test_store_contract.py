@@ -228,6 +228,18 @@ def test_awkward_values_round_trip_bit_for_bit(store: Store) -> None:
     assert repr(back) == repr(cs)  # the same doubles, None stays None
 
 
+def test_numpy_scalars_in_candles_are_stored_as_numbers(store: Store) -> None:
+    import numpy as np
+
+    plain = candle(0, vwap=1 / 3)
+    scalars = dataclasses.replace(
+        plain, open=np.float64(plain.open), vwap=np.float64(1 / 3), trades=np.int64(plain.trades),
+        window_end=np.int64(plain.window_end), final=np.bool_(True),
+    )
+    store.commit_batch(group="g", topic="t", candles=[scalars])
+    assert repr(store.candles()) == repr([plain])
+
+
 def test_fencing_checks_partitions_only_in_expected(store: Store) -> None:
     store.commit_batch(group="g", topic="t", progress=prog(3, 8), expected_offsets={3: None})
     with pytest.raises(FencedError):
