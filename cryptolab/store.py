@@ -989,7 +989,9 @@ class Store:
         offset must equal ``expected_offsets[p]``, ``None`` meaning no progress
         may be stored yet. The rows are locked while checked (``SELECT ... FOR
         UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so of two racing
-        consumers exactly one passes.
+        consumers exactly one passes. On PostgreSQL, when every partition has
+        stored progress, one compare-and-set ``UPDATE ... WHERE offset =
+        expected`` is both the check and the write.
 
         Parameters
         ----------
