@@ -207,6 +207,15 @@ _price_of = attrgetter("price")
 _size_of = attrgetter("size")
 
 
+def _learn_symbol(symbol: str, codes: dict[str, int], names: list[str]) -> int:
+    """The code of a validated symbol, given the next one when it is new (``names[code] == symbol``)."""
+    code = codes.get(symbol)
+    if code is None:
+        code = codes[symbol] = len(names)
+        names.append(symbol)
+    return code
+
+
 def _symbol_codes(symbols: Iterable[str], codes: dict[str, int], names: list[str]) -> list[int] | None:
     """The code of each symbol, learning well-formed new ones (``None`` when one is not).
 
@@ -226,8 +235,7 @@ def _symbol_codes(symbols: Iterable[str], codes: dict[str, int], names: list[str
     if not all(type(s) is str and SYMBOL_RE.fullmatch(s) for s in new):
         return None
     for s in sorted(new):
-        codes[s] = len(names)
-        names.append(s)
+        _learn_symbol(s, codes, names)
     return list(map(codes.__getitem__, symbols))
 
 
@@ -797,10 +805,7 @@ class CandlePipeline:
                 ):
                     t = tick_from_dict(d)  # slow path: full validation, names the field
                     sym, ts, price, size = t.symbol, t.ts_ms, t.price, t.size
-                    code = codes.get(sym)
-                    if code is None:
-                        code = codes[sym] = len(self._symbol_names)
-                        self._symbol_names.append(sym)
+                    code = _learn_symbol(sym, codes, self._symbol_names)
                 if ts > self._ts_limit:
                     raise ValidationError("ts", self._ahead_reason(ts))
             except Exception as exc:  # any bad record goes to the DLQ

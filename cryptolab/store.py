@@ -356,10 +356,14 @@ def _json_dumps(obj: Any) -> str:
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
+#: Readers of a candle's :data:`HISTORY_COLUMNS`, in order (SQLite rows, PostgreSQL's upsert arrays).
+_CANDLE_FIELDS: Final = tuple(attrgetter(c) for c in HISTORY_COLUMNS)
+
+
 def _candle_row(c: Candle) -> dict[str, Any]:
-    row = {k: getattr(c, k) for k in HISTORY_COLUMNS}
+    values = (f(c) for f in _CANDLE_FIELDS)
     # numpy scalars as Python numbers: sqlite3 would store them as BLOBs
-    return {k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in zip(HISTORY_COLUMNS, values, strict=True)}
 
 
 def _candle_from_row(r: Sequence[Any]) -> Candle:
@@ -452,7 +456,6 @@ FROM unnest(%s::int4[], %s::int8[], %s::int8[], %s::int8[], %s::bytea[])
      AS u(partition, expected, next_offset, watermark_ms, state)
 WHERE p.group_id = %s AND p.topic = %s AND p.partition = u.partition AND p."offset" = u.expected
 RETURNING p.partition"""
-_CANDLE_FIELDS: Final = tuple(attrgetter(c) for c in HISTORY_COLUMNS)  # the order of the upsert's arrays
 _PG_BOOL: Final = {True: "t", False: "f"}
 
 
