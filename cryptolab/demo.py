@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from confluent_kafka import Producer
 
@@ -28,7 +29,12 @@ from cryptolab.config import Settings
 from cryptolab.kafka import producer_config
 from cryptolab.models import Alert, Tick
 
-__all__ = ["DemoResult", "LiveDemo", "run_demo"]
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Sequence
+
+    from cryptolab.sources.synthetic import Injection
+
+__all__ = ["DemoResult", "LiveDemo", "live_injections", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +224,46 @@ def run_demo(
     )
 
 
+#: How far ahead (simulated) :class:`LiveDemo` schedules its spikes and crashes.
+LIVE_INJECTION_HORIZON_MS: Final = 7 * 24 * 3_600_000
+#: The first injected move comes this long (simulated) after the live market starts.
+FIRST_INJECTION_MS: Final = 5 * _MINUTE
+
+
+def live_injections(symbols: Sequence[str], start_ms: int, every_s: float, *, seed: int = 7,
+                    magnitude: float = 0.08,
+                    horizon_ms: int = LIVE_INJECTION_HORIZON_MS) -> list[Injection]:
+    """The moves a :class:`LiveDemo` injects: a spike, then a crash, ... every ``every_s``.
+
+    The first comes five simulated minutes in, on a seeded random symbol, then one
+    every ``every_s`` simulated seconds for ``horizon_ms`` (a week); each is an 8%
+    move over one minute, which the ``rule`` detector flags at once (HIGH).
+    ``every_s <= 0`` injects nothing.
+
+    Examples
+    --------
+    >>> moves = live_injections(["BTC-USD", "ETH-USD"], 1_700_000_040_000, 900)
+    >>> [(m.kind, (m.at_ms - 1_700_000_040_000) // 60_000) for m in moves[:3]]
+    [('spike', 5), ('crash', 20), ('spike', 35)]
+    >>> len(moves), live_injections(["BTC-USD"], 0, 0)
+    (672, [])
+    """
+    from cryptolab.sources.synthetic import Injection
+
+    if every_s <= 0 or not symbols:
+        return []
+    step = max(int(every_s * 1000), 2 * _MINUTE)
+    rng = random.Random(seed)
+    moves: list[Injection] = []
+    at = start_ms + FIRST_INJECTION_MS
+    while at < start_ms + horizon_ms:
+        kind: Literal["spike", "crash"] = "spike" if len(moves) % 2 == 0 else "crash"
+        moves.append(Injection(symbol=rng.choice(list(symbols)), at_ms=at, kind=kind,
+                               magnitude=magnitude))
+        at += step
+    return moves
+
+
 class LiveDemo:
     """A synthetic market flowing live through producer, Kafka and pipeline (background threads).
 
@@ -260,7 +306,9 @@ class LiveDemo:
         # a database file of its own: two live markets (a notebook and a dashboard, say)
         # must never write to the same SQLite file
         s, _ = _demo_settings(base, out, db_name=f"live-{os.getpid()}-{uuid.uuid4().hex[:8]}.db")
-        self.settings = replace(s, idle_timeout_ms=0, out_of_orderness_ms=0)
+        # the simulated market runs ahead of the wall clock at speed > 1 (a day ahead after
+        # 24 minutes at speed 60): lift the clock-skew bound, or its ticks become dead letters
+        self.settings = replace(s, idle_timeout_ms=0, out_of_orderness_ms=0, max_clock_skew_ms=0)
         self.symbols = symbols
         self.seed = seed
         self.speed = speed
@@ -281,13 +329,14 @@ class LiveDemo:
         self.stop()
 
     def _market(self) -> Any:
-        from cryptolab.sources.synthetic import SyntheticMarket
+        from cryptolab.sources.synthetic import SyntheticMarket, synthetic_symbols
 
         start = (int(time.time() * 1000) // _MINUTE - 180) * _MINUTE
+        names = synthetic_symbols(self.symbols)
         return SyntheticMarket(
-            symbols=self.symbols, seed=self.seed, start_ms=start, duration_ms=None,
+            symbols=names, seed=self.seed, start_ms=start, duration_ms=None,
             ticks_per_second=self.ticks_per_second,
-            random_injections=0,
+            injections=live_injections(names, start, self.spike_every_s, seed=self.seed),
         ), start
 
     def _produce(self) -> None:

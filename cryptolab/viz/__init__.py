@@ -3,6 +3,8 @@
 * :mod:`cryptolab.viz.buffer` - pure: which candle streams, patches or is ignored;
   moving averages; rollover (imports no Bokeh).
 * :mod:`cryptolab.viz.chart` - the Bokeh chart, its live feed and its JupyterLab widget.
+* :mod:`cryptolab.viz.notebook` - BokehJS in the notebook page, inline from the installed
+  bokeh, once per page (:func:`output_notebook`).
 * :mod:`cryptolab.viz.dashboard` - the standalone Bokeh-server dashboard
   (``cryptolab dashboard``).
 
@@ -24,6 +26,7 @@ __all__ = [
     "apply_ops",
     "candle_channels",
     "coalesce",
+    "output_notebook",
 ]
 
 _WHERE = {
@@ -36,11 +39,13 @@ _WHERE = {
     "CandleChart": "cryptolab.viz.chart",
     "apply_ops": "cryptolab.viz.chart",
     "candle_channels": "cryptolab.viz.chart",
+    "output_notebook": "cryptolab.viz.notebook",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.viz.buffer import AlertBuffer, CandleBuffer, Patch, Reset, Stream, coalesce
     from cryptolab.viz.chart import CandleChart, apply_ops, candle_channels
+    from cryptolab.viz.notebook import output_notebook
 
 
 def __getattr__(name: str) -> Any:

@@ -798,7 +798,8 @@ class CandleChart:
             await asyncio.sleep(delay)
 
     def detach(self) -> None:
-        """Stop following the feed (the bars stay)."""
+        """Stop following the feed (the bars stay; the status line says ``static``)."""
+        was_attached = self._sub is not None
         if self._task is not None:
             self._task.cancel()
             self._task = None
@@ -812,6 +813,9 @@ class CandleChart:
                 self._owned_store.close()
             self._owned_store = None
         self.store = None
+        if was_attached:
+            for fn in list(self._listeners):
+                fn(self)
 
     # ------------------------------------------------------------------ display
     def widget(self, *, controls: bool = True) -> Any:
@@ -827,7 +831,11 @@ class CandleChart:
                 "CandleChart.widget() needs jupyter_bokeh and ipywidgets: "
                 "pip install 'cryptolab[jupyter]'"
             ) from exc
+        from cryptolab.viz.notebook import output_notebook
+
+        output_notebook()  # BokehJS in the page first, or the widget cannot draw
         model = BokehModel(self.layout)
+        model.add_class("cl-chart")
         if not controls:
             return model
         from cryptolab.viz.controls import chart_controls
@@ -838,6 +846,9 @@ class CandleChart:
         """Show the chart with ``bokeh.io.show`` (static output in a notebook or a file)."""
         from bokeh.io import show
 
+        from cryptolab.viz.notebook import output_notebook
+
+        output_notebook()
         show(self.layout)
 
     def _ipython_display_(self) -> None:  # pragma: no cover - needs a frontend

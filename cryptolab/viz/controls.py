@@ -38,7 +38,11 @@ def chart_controls(chart: CandleChart, model: Any) -> w.VBox:
                            layout=w.Layout(width="110px"))
     status = w.HTML(value=_status_html(chart))
 
+    syncing = [False]  # True while the pickers are set from the chart (not by the user)
+
     def on_series(_change: dict[str, Any]) -> None:
+        if syncing[0]:
+            return
         if symbol.value and (symbol.value != chart.symbol or interval.value != chart.interval):
             chart.set_series(symbol.value, interval.value)
 
@@ -62,24 +66,44 @@ def chart_controls(chart: CandleChart, model: Any) -> w.VBox:
 
     pause.observe(on_pause, names="value")
 
-    last = [0.0]
+    last: list[Any] = [0.0, None]
 
     def refresh(_chart: CandleChart) -> None:
+        _sync_pickers(chart, symbol, interval, syncing)
+        # the state changes at once; the counters at most one status message a second
+        state = (chart.attached, chart.paused, chart.last_error, chart.symbol, chart.interval)
         now = time.monotonic()
-        if now - last[0] >= 1.0:  # at most one status message a second
-            last[0] = now
+        if state != last[1] or now - last[0] >= 1.0:
+            last[0], last[1] = now, state
             status.value = _status_html(chart)
-            if list(symbol.options) != chart.symbols:
-                symbol.options = list(chart.symbols)
-                symbol.value = chart.symbol
 
     chart.on_update(refresh)
     bar = w.HBox([symbol, interval, *toggles.values(), pause],
                  layout=w.Layout(align_items="center", flex_flow="row wrap"))
-    return w.VBox([bar, model, status])
+    box = w.VBox([bar, model, status])
+    box.add_class("cl-chart-controls")
+    return box
+
+
+def _sync_pickers(chart: CandleChart, symbol: w.Dropdown, interval: w.Dropdown,
+                  syncing: list[bool]) -> None:
+    """Show the chart's series in the pickers (after ``chart.set_series`` from code)."""
+    syncing[0] = True
+    try:
+        if list(symbol.options) != chart.symbols:
+            symbol.options = list(chart.symbols)
+        if list(interval.options) != chart.intervals:
+            interval.options = list(chart.intervals)
+        if chart.symbol and symbol.value != chart.symbol:
+            symbol.value = chart.symbol
+        if interval.value != chart.interval:
+            interval.value = chart.interval
+    finally:
+        syncing[0] = False
 
 
 def _status_html(chart: CandleChart) -> str:
-    colour = "#c62828" if chart.last_error else ("#9e9e9e" if chart.paused else "#2e7d32")
+    live = chart.attached and not chart.paused
+    colour = "#c62828" if chart.last_error else ("#2e7d32" if live else "#9e9e9e")
     return (f'<span style="color:{colour};font-size:0.85em">&#9679;</span> '
             f'<span style="font-size:0.85em;color:#555">{chart.status_text()}</span>')

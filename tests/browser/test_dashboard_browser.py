@@ -13,36 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browsing import ARTIFACTS, OFFLINE_BLOCKED
 
 pytestmark = pytest.mark.browser
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-IN_CI = os.environ.get("CI") == "true"
-
-
-def unavailable(message: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{message} (CI=true: the browser test must run)", pytrace=False)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed: pip install 'cryptolab[test]'")
-    if not CHROMIUM.exists():
-        unavailable(f"no Chromium at {CHROMIUM}: run scripts/ensure_chromium.sh")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -80,8 +53,8 @@ def dashboard(tmp_path: Path) -> Iterator[str]:
 BARS = "() => { const s = Bokeh.documents[0].get_model_by_name('candles'); return s.get_length() ?? 0; }"
 
 
-def test_dashboard_shows_the_chart_and_it_updates(browser: Any, dashboard: str) -> None:
-    page = browser.new_page(viewport={"width": 1400, "height": 950})
+def test_dashboard_shows_the_chart_and_it_updates(context: Any, dashboard: str) -> None:
+    page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(dashboard, wait_until="load", timeout=60_000)
@@ -106,10 +79,16 @@ def test_dashboard_shows_the_chart_and_it_updates(browser: Any, dashboard: str) 
     page.locator("select").first.select_option("ETH-USD")
     page.wait_for_function(f"({title})() === 'ETH-USD · 1m'", timeout=30_000)
     page.wait_for_function(f"({BARS})() > 0", timeout=60_000)
+    # The demo market injects a spike five simulated minutes in (then one every 15): the
+    # alerts panel lists it, and its series' chart carries a marker.
+    rows = "() => Bokeh.documents[0].get_model_by_name('alerts_table').get_length() ?? 0"
+    page.wait_for_function(f"({rows})() > 0", timeout=90_000)
+    assert page.locator(".slick-row").count() >= 1
     page.wait_for_timeout(1500)  # let the canvas repaint before the screenshot
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     assert errors == []
+    assert OFFLINE_BLOCKED == [], "the dashboard tried to reach beyond loopback"
     page.close()

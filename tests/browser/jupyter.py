@@ -1,0 +1,185 @@
+"""A JupyterLab server of the test's own, and what a person does in it (open, Run All, save).
+
+:class:`Lab` starts ``jupyter lab`` on a free loopback port with a token, on a copy of
+``notebooks/`` (Run All and Save never touch the repository's notebooks), with the
+embedded cryptolab defaults (no ``CRYPTOLAB_*`` but a data directory of its own), with
+JupyterLab's network checks off, and with the widget state saved in the notebook (the
+setting ``make lab`` also applies): a notebook reopened without its kernel shows its charts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from browsing import REPO
+
+#: JupyterLab user settings of the tests: widget state saved in the notebook.
+LAB_SETTINGS = {"@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True}}
+#: Text a broken widget or output shows instead of the chart.
+WIDGET_ERRORS = ("Error displaying widget", "Failed to create view", "Click to show javascript error",
+                 "Javascript Error", "BokehJS does not appear to have successfully loaded",
+                 "Error rendering output item")
+PROMPTS = "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent.trim())"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Lab:
+    """``jupyter lab`` on loopback for one test module; ``url(path)`` adds the token."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.notebooks = root / "notebooks"
+        shutil.copytree(REPO / "notebooks", self.notebooks,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.db"))
+        settings = root / "lab-settings"
+        for rel, value in LAB_SETTINGS.items():
+            path = settings / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(value))
+        self.token = secrets.token_hex(16)
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOLAB_")}
+        env.update(CRYPTOLAB_DATA_DIR=str(root / "data"), JUPYTERLAB_SETTINGS_DIR=str(settings),
+                   JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
+                   JUPYTER_RUNTIME_DIR=str(root / "runtime"), PYTHONUNBUFFERED="1")
+        self.log = (root / "jupyter.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.notebooks}",
+             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}{sep}token={self.token}"
+
+    def _wait_ready(self, limit: float = 120.0) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}: {self.tail()}")
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                with urllib.request.urlopen(self.url("api/status"), timeout=5) as r:
+                    if r.status == 200:
+                        return
+            time.sleep(0.5)
+        raise RuntimeError(f"jupyter lab did not answer within {limit:.0f} s: {self.tail()}")
+
+    def tail(self) -> str:
+        self.log.flush()
+        return (self.root / "jupyter.log").read_text()[-3000:]
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def run_menu(page: Any, menu: str, item: str) -> None:
+    """Click ``menu`` in the menu bar, then ``item`` (JupyterLab and Notebook 7 share them)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=menu).first.click()
+    page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
+
+
+def wait_kernel_idle(page: Any, timeout_ms: int = 120_000) -> None:
+    """Wait until the notebook's kernel is connected and idle."""
+    page.wait_for_function(
+        "() => { const el = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
+        ".jp-Notebook-ExecutionIndicator'); return el && el.getAttribute('data-status') === 'idle'; }",
+        timeout=timeout_ms)
+
+
+def run_all(page: Any, timeout_ms: int = 300_000) -> list[str]:
+    """Run All Cells and wait until every code cell has run; return the prompts.
+
+    A click on the menu while the page is still connecting to the kernel can be lost:
+    the click is repeated until the first cell shows that it runs (or has run).
+    """
+    started = "() => { const p = (PROMPTS)(); return p.length > 0 && p[0] !== '[ ]:'; }"
+    for attempt in range(5):
+        run_menu(page, "Run", "Run All Cells")
+        try:
+            page.wait_for_function(started.replace("PROMPTS", PROMPTS), timeout=20_000)
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+            wait_kernel_idle(page)
+    page.wait_for_function(
+        f"() => {{ const p = ({PROMPTS})(); return p.length > 0 && p.every(t => /^\\[\\d+\\]:?$/.test(t)); }}",
+        timeout=timeout_ms)
+    wait_kernel_idle(page, timeout_ms)
+    prompts: list[str] = page.evaluate(PROMPTS)
+    return prompts
+
+
+CELLS = "document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')"
+
+
+def show_every_cell(page: Any) -> None:
+    """Scroll through the notebook, as a reader would, so that every output is drawn."""
+    n = page.evaluate(f"() => {CELLS}.length")
+    for i in range(n):
+        page.evaluate(f"i => {CELLS}[i]?.scrollIntoView({{block: 'center'}})", i)
+        page.wait_for_timeout(100)
+
+
+def problems(page: Any) -> list[str]:
+    """What a person would see as broken: widget errors, tracebacks, errors in outputs."""
+    found = [t for t in WIDGET_ERRORS if page.get_by_text(t, exact=False).count()]
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    for i in range(errors.count()):
+        text = errors.nth(i).inner_text()
+        if "Traceback" in text or "Error" in text:
+            found.append(text[:500])
+    return found
+
+
+def drawn_canvases(page: Any) -> int:
+    """Canvases in the outputs that have something drawn on them (Bokeh renders in shadow DOM)."""
+    canvases = page.locator(".jp-OutputArea canvas")
+    drawn = 0
+    for i in range(canvases.count()):
+        inked = canvases.nth(i).evaluate(
+            """c => { if (!c.width || !c.height) return 0;
+                      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                      let n = 0; for (let k = 0; k < d.length; k += 4)
+                        if (d[k + 3] > 0 && (d[k] < 235 || d[k + 1] < 235 || d[k + 2] < 235)) n++;
+                      return n; }""")
+        if inked > 500:
+            drawn += 1
+    return drawn
+
+
+#: Bars of the newest live chart in the page (its ``candles`` data source), -1 when none.
+BARS = ("() => { const ds = (window.Bokeh?.documents ?? []).map(d => d.get_model_by_name('candles'))"
+        ".filter(m => m != null); return ds.length ? ds[ds.length - 1].get_length() ?? 0 : -1; }")
+#: Title of the newest chart in the page.
+TITLE = ("() => { const ts = (window.Bokeh?.documents ?? []).map(d => d.get_model_by_name('price'))"
+         ".filter(m => m != null); return ts.length ? ts[ts.length - 1].title.text : null; }")
