@@ -126,6 +126,11 @@ ENV_VARS: Final[dict[str, _Var]] = {
         "How far ahead of the wall clock a tick's event time may be (0s = no bound)",
         "1d",
     ),
+    "CRYPTOLAB_END_WAIT": _Var(
+        "end_wait",
+        "stop-at-end: how long to wait without progress for partitions held by other members",
+        "60s",
+    ),
     "CRYPTOLAB_GAP_FILL": _Var("gap_fill", "Emit flat gap-fill candles for empty intervals", "false"),
     "CRYPTOLAB_COINGECKO_URL": _Var(
         "coingecko_url", "CoinGecko API base URL", "https://api.coingecko.com/api/v3"
@@ -170,6 +175,7 @@ class Settings:
     allowed_lateness_ms: int = 60_000
     idle_timeout_ms: int = 30_000
     max_clock_skew_ms: int = 86_400_000
+    end_wait_ms: int = 60_000
     gap_fill: bool = False
     coingecko_url: str = "https://api.coingecko.com/api/v3"
     coingecko_api_key: str | None = None
@@ -212,6 +218,7 @@ class Settings:
             "allowed_lateness",
             "idle_timeout",
             "max_clock_skew",
+            "end_wait",
         }
         unknown = set(values) - known
         if unknown:
@@ -275,9 +282,10 @@ def _to_int(name: str, raw: Any, minimum: int) -> int:
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, raw in values.items():
-        if key in ("out_of_orderness", "allowed_lateness", "idle_timeout", "max_clock_skew"):
+        if key in ("out_of_orderness", "allowed_lateness", "idle_timeout", "max_clock_skew", "end_wait"):
             out[f"{key}_ms"] = parse_duration(raw)
-        elif key in ("out_of_orderness_ms", "allowed_lateness_ms", "idle_timeout_ms", "max_clock_skew_ms"):
+        elif key in ("out_of_orderness_ms", "allowed_lateness_ms", "idle_timeout_ms", "max_clock_skew_ms",
+                     "end_wait_ms"):
             out[key] = parse_duration(raw) if isinstance(raw, str) else _to_int(key, raw, 0)
         elif key in ("partitions", "replication"):
             out[key] = _to_int(key, raw, 1)

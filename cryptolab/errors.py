@@ -8,6 +8,7 @@ so ``except cryptolab.CryptolabError`` catches them all::
     ├── ValidationError        a record failed validation (names field and reason)
     │   └── WireError          bytes on the wire could not be decoded
     ├── SourceError            a market-data source failed for good
+    ├── EndNotReachedError     ``stop_at_end``: the topic was not drained and closed (names partitions)
     ├── ServiceError           a backing service (Kafka, SQL, Redis) failed
     │   ├── KafkaServiceError
     │   ├── StoreError
@@ -31,6 +32,7 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "CryptolabError",
+    "EndNotReachedError",
     "FencedError",
     "KafkaServiceError",
     "NotebookError",
@@ -73,6 +75,25 @@ class WireError(ValidationError):
 
 class SourceError(CryptolabError):
     """A market-data source failed and cannot go on."""
+
+
+class EndNotReachedError(CryptolabError):
+    """A run asked to stop at the end of the topic ended before the whole topic was done.
+
+    Done means: the group's stored progress covers every partition up to the end offsets
+    read when the run started, with no window left open, whichever member did it.
+
+    Parameters
+    ----------
+    message
+        What happened.
+    partitions
+        The partitions that were not done.
+    """
+
+    def __init__(self, message: str, *, partitions: list[int]) -> None:
+        super().__init__(message)
+        self.partitions = partitions
 
 
 class ServiceError(CryptolabError):

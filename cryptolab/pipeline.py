@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -51,7 +52,14 @@ from confluent_kafka import (
 )
 
 from cryptolab.config import Settings
-from cryptolab.errors import CacheError, FencedError, KafkaServiceError, StoreError, ValidationError
+from cryptolab.errors import (
+    CacheError,
+    EndNotReachedError,
+    FencedError,
+    KafkaServiceError,
+    StoreError,
+    ValidationError,
+)
 from cryptolab.kafka import (
     DLQ_SUFFIX,
     consumer_config,
@@ -74,11 +82,12 @@ from cryptolab.models import (
     iso_utc,
     tick_from_dict,
 )
+from cryptolab.windows import _CLOSED as _ACC_CLOSED
 from cryptolab.windows import CandleAggregator, state_from_bytes, state_to_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.cache import Cache
-    from cryptolab.store import Store
+    from cryptolab.store import PartitionProgress, Store
 
 __all__ = ["CandlePipeline", "PipelineStats"]
 
@@ -86,6 +95,10 @@ log = logging.getLogger(__name__)
 
 _TICK_KEYS = frozenset({"v", "symbol", "ts", "price", "size", "source", "trade_id"})
 _MAX_CACHE_BACKLOG = 100_000
+#: stop_at_end: how often the group's stored progress is read again (s), and how often a member
+#: that has nothing of its own left says which partitions it waits for (s).
+_END_CHECK_S = 1.0
+_END_SAY_S = 5.0
 
 
 @dataclass
@@ -128,6 +141,7 @@ class _Owned:
     last_seen: float = field(default_factory=time.monotonic)
     dirty: bool = False
     idle_closed: bool = False
+    finished: bool = False  # stop_at_end: drained to its end offset, windows closed, not fetched any more
 
 
 @dataclass(slots=True)
@@ -337,6 +351,92 @@ def _valid_columns(
     return code, ts, price, size  # type: ignore[return-value]
 
 
+def _open_windows_in(state: bytes) -> bool:
+    """Whether a stored partition state holds a window that is not closed yet (closed windows,
+    kept for late ticks, do not count).
+
+    Examples
+    --------
+    >>> agg = CandleAggregator(intervals="1m", out_of_orderness_ms=0)
+    >>> agg.add("BTC-USD", 1_700_000_040_000, 1.0, 1.0, 0)
+    True
+    >>> _ = agg.drain()
+    >>> _open_windows_in(state_to_bytes(agg.snapshot(0)))
+    True
+    >>> agg.close_partition(0)
+    >>> _ = agg.drain()
+    >>> _open_windows_in(state_to_bytes(agg.snapshot(0))), _open_windows_in(b"")
+    (False, False)
+    """
+    rows = state_from_bytes(state).get("windows") or ()
+    return any(not row[3 + _ACC_CLOSED] for row in rows)
+
+
+class _EndOfTopic:
+    """What ``run(stop_at_end=True)`` waits for, read from the group's stored progress.
+
+    A partition is *done* when the stored progress of the group has reached the end offset the
+    partition had when the run started and holds no open window, whichever member did it (a
+    partition empty at start is done without progress). :meth:`update` is given the stored
+    progress and keeps the partitions not done yet in :attr:`left`, and when they last moved.
+
+    Examples
+    --------
+    >>> from cryptolab.store import PartitionProgress as P
+    >>> end = _EndOfTopic({0: (0, 5), 1: (0, 0), 2: (3, 3)}, wait_s=60)
+    >>> end.update({}, now=0.0)
+    True
+    >>> end.left, end.drained(2, 0), end.drained(0, 4)
+    ({0: 0}, True, False)
+    >>> end.update({0: P(partition=0, offset=5, watermark_ms=None, state=b"")}, now=1.0), end.left
+    (True, {})
+    """
+
+    def __init__(self, watermarks: dict[int, tuple[int, int]], wait_s: float) -> None:
+        self.targets = {p: high for p, (_low, high) in watermarks.items()}
+        self._empty = {p for p, (low, high) in watermarks.items() if high <= low}
+        self.wait_s = wait_s
+        self.left: dict[int, int] = {}  # partitions not done -> stored offset, capped at the target
+        self.reached = False
+        self.gave_up = False
+        self.checked_at = -math.inf
+        self.commits_seen = -1
+        self.moved_at = time.monotonic()  # when the partitions not done last moved
+        self.waiting_since: float | None = None  # since when this member has had nothing of its own
+        self.said_at = -math.inf
+
+    def drained(self, partition: int, next_offset: int) -> bool:
+        """Whether a member that will consume ``next_offset`` next has reached the partition's end."""
+        return next_offset >= self.targets.get(partition, 0) or partition in self._empty
+
+    def update(self, stored: dict[int, PartitionProgress], now: float) -> bool:
+        """Recompute :attr:`left` and :attr:`reached` from ``stored``; return whether anything moved."""
+        left: dict[int, int] = {}
+        for p, target in self.targets.items():
+            pr = stored.get(p)
+            if pr is None:
+                if target > 0 and p not in self._empty:
+                    left[p] = 0
+            elif (pr.offset < target and p not in self._empty) or _open_windows_in(pr.state):
+                left[p] = min(pr.offset, target)
+        moved = left != self.left
+        if moved:
+            self.moved_at = now
+        self.left = left
+        self.reached = not left
+        return moved
+
+    def error(self, topic: str, group: str, why: str) -> EndNotReachedError:
+        """The error of a run that ended before the topic was done."""
+        left = sorted(self.left)
+        names = ", ".join(map(str, left))
+        return EndNotReachedError(
+            f"partition{'s' if len(left) > 1 else ''} {names} of topic {topic!r} not drained to the end "
+            f"offsets at start and closed by group {group!r}: {why}",
+            partitions=left,
+        )
+
+
 class CandlePipeline:
     """The windowing consumer.
 
@@ -429,6 +529,8 @@ class CandlePipeline:
         # is written (the store's and the cache's round trips overlap the consumer's work).
         self._committer: ThreadPoolExecutor | None = None
         self._inflight: tuple[_Commit, Future[None]] | None = None
+        #: stop_at_end: the partitions not done yet that other members hold (for progress lines)
+        self.waiting_for: list[int] = []
 
     # ---------------------------------------------------------------- control
     def stop(self) -> None:
@@ -459,6 +561,8 @@ class CandlePipeline:
                 self._owned[tp.partition] = _Owned(expected=pr.offset, next_offset=pr.offset)
         log.info("assigned partitions %s of %s", ids, self.topic)
         consumer.assign(partitions)
+        if partitions:  # a partition paused at its end (stop_at_end) before a rebalance is read again
+            consumer.resume(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._reap()  # the last commit lands before another member reads the progress
@@ -519,50 +623,52 @@ class CandlePipeline:
         count
             Return after this many ticks.
         stop_at_end
-            Return once everything up to the end offsets that existed at start
-            is consumed and committed, closing the remaining windows.
+            Return once the *whole topic* is done, whichever member of the group did it: the
+            group's stored progress covers every partition up to the end offsets that existed at
+            start, and every window is closed and committed. This member drains and closes the
+            partitions it owns, then stops reading them but stays in the group: it takes over
+            the partitions that members leaving or timing out free, and waits (logging which
+            partitions) for those other members hold, up to ``settings.end_wait_ms`` without
+            progress. Any end before the topic is done (that wait, ``timeout``, ``count``,
+            ``idle_exit``, :meth:`stop`) raises :class:`~cryptolab.errors.EndNotReachedError`.
         idle_exit
             Return after this many seconds without any message.
         """
-        s = self.settings
-        if not s.embedded_kafka:
-            ensure_topics(s)
-        else:
-            ensure_topics(s, {self.topic: s.partitions, self.topic + DLQ_SUFFIX: 1, "alerts": 1})
-        conf = consumer_config(s, self.group, **self._consumer_overrides)
-        consumer = Consumer(conf)
-        self._consumer = consumer
-        # records never time out: dead letters wait for a broker that is away (see _flush_dead_letters)
-        self._producer = Producer(producer_config(s, **{"linger.ms": 5, "message.timeout.ms": 0}))
-        targets: dict[int, int] | None = None
-        if stop_at_end:
-            targets = {pid: high for pid, (_low, high) in end_offsets(consumer, self.topic).items()}
-        self._committer = ThreadPoolExecutor(1, thread_name_prefix="cryptolab-commit")
-        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        consumer, end = self._start(stop_at_end)
         started = time.monotonic()
         last_msg = started
         start_ticks = self.stats.ticks
+        why = "stopped"
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if timeout is not None and now - started >= timeout:
+                    why = f"returned after timeout={timeout:g}s"
                     break
                 if count is not None and self.stats.ticks - start_ticks >= count:
+                    why = f"returned after count={count:,} ticks"
                     break
+                if end is not None:
+                    self._check_end(end)
+                    if end.reached or end.gave_up:
+                        break
                 if self._consume_batch(consumer):
                     last_msg = time.monotonic()
+                if end is not None:
+                    self._finish_drained(end)
                 self._idle_close()
                 self._commit()
                 if self._inflight is None:
                     self._flush_cache_backlog()
-                if targets is not None and self._owned and all(
-                    o.next_offset >= targets.get(p, 0) for p, o in self._owned.items()
-                ):
-                    self._finish_at_end()
-                    break
                 if idle_exit is not None and time.monotonic() - last_msg >= idle_exit:
+                    why = f"returned after idle_exit={idle_exit:g}s without a message"
                     break
             self._reap()
+            if end is not None:
+                if not end.reached and not end.gave_up:  # a limit or a stop: done all the same?
+                    self._check_end(end, force=True)
+                if end.reached:
+                    self._flush_cache_backlog(force=True)
         finally:
             if self._inflight is not None:  # leaving on an error: still let the last commit land
                 try:
@@ -577,7 +683,32 @@ class CandlePipeline:
                     len(self._cache_backlog), len(self._alert_backlog), self.cache,
                 )
             self._close_clients()
+        if end is not None and not end.reached:
+            if end.gave_up:
+                why = (f"held by other members, without progress for {end.wait_s:g}s "
+                       "(CRYPTOLAB_END_WAIT, consume --end-wait)")
+            raise end.error(self.topic, self.group, why)
         return self.stats
+
+    def _start(self, stop_at_end: bool) -> tuple[Consumer, _EndOfTopic | None]:
+        """Create the clients and subscribe; read the end offsets first when ``stop_at_end``."""
+        s = self.settings
+        if not s.embedded_kafka:
+            ensure_topics(s)
+        else:
+            ensure_topics(s, {self.topic: s.partitions, self.topic + DLQ_SUFFIX: 1, "alerts": 1})
+        conf = consumer_config(s, self.group, **self._consumer_overrides)
+        consumer = Consumer(conf)
+        self._consumer = consumer
+        # records never time out: dead letters wait for a broker that is away (see _flush_dead_letters)
+        self._producer = Producer(producer_config(s, **{"linger.ms": 5, "message.timeout.ms": 0}))
+        end = None
+        if stop_at_end:
+            end = _EndOfTopic(end_offsets(consumer, self.topic), s.end_wait_ms / 1000)
+        self.waiting_for = []
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="cryptolab-commit")
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        return consumer, end
 
     def _close_clients(self) -> None:
         if self._committer is not None:
@@ -594,13 +725,53 @@ class CandlePipeline:
             self._consumer = None
             self._owned.clear()
 
-    def _finish_at_end(self) -> None:
-        for p in list(self._owned):
+    def _finish_drained(self, end: _EndOfTopic) -> None:
+        """Close the windows of each owned partition consumed to its end offset (once), and stop
+        fetching it: the member stays in the group, to take over partitions freed later, without
+        reading past the end. The next commit stores the closed windows."""
+        done = [p for p, o in self._owned.items() if not o.finished and end.drained(p, o.next_offset)]
+        if not done:
+            return
+        for p in done:
             self.aggregator.close_partition(p)
-            self._owned[p].dirty = True
-        self._commit()
-        self._reap()
-        self._flush_cache_backlog(force=True)
+            o = self._owned[p]
+            o.finished = o.dirty = True
+        log.info("partitions %s drained to their end offsets: windows closed", done)
+        if self._consumer is not None:
+            self._consumer.pause([TopicPartition(self.topic, p) for p in done])
+
+    def _check_end(self, end: _EndOfTopic, *, force: bool = False) -> None:
+        """Read the group's stored progress when due (every second, or once this member has nothing
+        of its own left and its last commit landed): set ``end.reached``, or ``end.gave_up`` after
+        ``end.wait_s`` without progress on the partitions other members hold."""
+        mine = [p for p, o in self._owned.items() if not o.finished]
+        if not mine and self._inflight is not None:
+            self._reap()  # nothing else to do: let the closing commit land, then look
+            mine = [p for p, o in self._owned.items() if not o.finished]  # a fence resyncs
+        now = time.monotonic()
+        fresh = not mine and self.stats.commits != end.commits_seen
+        if not (force or fresh or now - end.checked_at >= _END_CHECK_S):
+            return
+        end.checked_at, end.commits_seen = now, self.stats.commits
+        stored = self._retry_store(lambda: self.store.load_progress(self.group, self.topic))
+        end.update(stored, now)
+        others = sorted(set(end.left) - set(self._owned))
+        self.waiting_for = others
+        if end.reached or force:
+            return
+        if mine or not others:  # this member is at work (or its last commit is on its way)
+            end.moved_at, end.waiting_since = now, None
+            return
+        if end.waiting_since is None:
+            end.waiting_since, end.said_at = now, now - _END_SAY_S + 1.0  # first said after 1 s
+        if now - end.moved_at >= end.wait_s:
+            end.gave_up = True
+        elif now - end.said_at >= _END_SAY_S:
+            end.said_at = now
+            log.warning(
+                "waiting for partitions %s held by other members (%.0fs; gives up after %gs without "
+                "progress)", ", ".join(map(str, others)), now - end.waiting_since, end.wait_s,
+            )
 
     def _idle_close(self) -> None:
         timeout_s = self.settings.idle_timeout_ms / 1000
@@ -608,7 +779,9 @@ class CandlePipeline:
             return
         now = time.monotonic()
         for p, o in self._owned.items():
-            if not o.idle_closed and now - o.last_seen >= timeout_s and self.aggregator.open_windows(p):
+            if o.idle_closed or o.finished:
+                continue
+            if now - o.last_seen >= timeout_s and self.aggregator.open_windows(p):
                 self.aggregator.close_partition(p)
                 o.idle_closed = True
                 o.dirty = True
@@ -711,7 +884,7 @@ class CandlePipeline:
         having changed nothing, when one does not (that method then takes them one by one).
         """
         o = self._owned.get(p)
-        if o is None:  # a partition revoked meanwhile: skipped, as one by one
+        if o is None or o.finished:  # a partition revoked meanwhile, or paused at its end: skipped
             return True
         first, last = offsets[a], offsets[b - 1]
         if first < o.next_offset or last - first != b - a - 1:
@@ -767,7 +940,7 @@ class CandlePipeline:
                 cur_p = p
                 o = owned.get(p)
                 cols = batch.get(p)
-            if o is None:  # a message of a partition revoked meanwhile
+            if o is None or o.finished:  # a partition revoked meanwhile, or paused at its end
                 continue
             off = m.offset()
             if off < o.next_offset:  # already applied (duplicate delivery after a seek)
@@ -992,6 +1165,7 @@ class CandlePipeline:
     def _resync(self, partitions: list[int]) -> None:
         """After being fenced: reload progress and seek back to what the store says."""
         progress = self._retry_store(lambda: self.store.load_progress(self.group, self.topic, partitions))
+        paused: list[TopicPartition] = []
         for p in partitions:
             pr = progress.get(p)
             o = self._owned.get(p)
@@ -1006,11 +1180,19 @@ class CandlePipeline:
                 o.expected, o.next_offset = pr.offset, pr.offset
                 off = pr.offset
             o.dirty = False
+            if o.finished:  # closed at its end by a commit that did not land: drained again
+                o.finished = False
+                paused.append(TopicPartition(self.topic, p))
             if self._consumer is not None:
                 try:
                     self._consumer.seek(TopicPartition(self.topic, p, off))
                 except Exception:  # partition may be gone after a rebalance
                     log.debug("seek failed for partition %s", p, exc_info=True)
+        if paused and self._consumer is not None:
+            try:
+                self._consumer.resume(paused)
+            except Exception:  # partition may be gone after a rebalance
+                log.debug("resume failed for partitions %s", paused, exc_info=True)
 
     # ----------------------------------------------------------------- cache
     def _publish(self, candles: list[Candle], alerts: list[Alert]) -> None:

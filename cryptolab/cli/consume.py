@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from cryptolab.cli._common import add_service_flags, settings_from_args
+from cryptolab.errors import EndNotReachedError
 
 __all__ = ["register", "run"]
 
@@ -29,7 +30,13 @@ def register(sub: Any) -> None:
     p.add_argument("--group", help="consumer group (env CRYPTOLAB_GROUP; default cryptolab-candles)")
     p.add_argument("--intervals", help="candle intervals, e.g. 1m,5m,15m (env CRYPTOLAB_INTERVALS)")
     p.add_argument("--stop-at-end", action="store_true",
-                   help="exit 0 once everything up to the end offsets at start is committed")
+                   help="exit 0 once the group has consumed every partition up to the end offsets at "
+                   "start and closed every window (whichever member did it); this member drains its own "
+                   "partitions, then takes over or waits for those other members hold; exit 1 if it "
+                   "ends otherwise (--end-wait, --timeout, a signal)")
+    p.add_argument("--end-wait", metavar="DURATION",
+                   help="--stop-at-end: how long to wait without progress for partitions held by other "
+                   "members before exiting 1 (env CRYPTOLAB_END_WAIT; default 60s)")
     p.add_argument("--timeout", type=float, default=None, help="exit after this many seconds")
     p.add_argument("--no-score", action="store_true", help="do not run anomaly detectors")
     p.add_argument("--batch-size", type=int, default=20_000, help="messages per consume() call")
@@ -40,10 +47,14 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the consumer until stopped (SIGINT/SIGTERM), --timeout or --stop-at-end."""
+    """Run the consumer until stopped (SIGINT/SIGTERM), --timeout or --stop-at-end.
+
+    Exit 0, or 1 when --stop-at-end was asked for and the run ended before the whole topic was
+    done (the message names the partitions).
+    """
     from cryptolab.pipeline import CandlePipeline
 
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, end_wait=args.end_wait)
     if settings.embedded_kafka:
         print(
             "cryptolab consume: no Kafka configured (--kafka or CRYPTOLAB_KAFKA_BOOTSTRAP); the embedded "
@@ -67,13 +78,19 @@ def run(args: argparse.Namespace) -> int:
         def _progress() -> None:
             while not done.wait(1.0):
                 st = pipeline.stats
+                waiting = pipeline.waiting_for
+                held = f"  waiting for partitions {', '.join(map(str, waiting))} held by other members" \
+                    if waiting else ""
                 print(f"\rticks {st.ticks:,}  candles {st.candles_final:,}  alerts {st.alerts}  "
-                      f"dlq {st.dead_letters}  late {st.late_ticks}  partitions {pipeline.assignment}   ",
+                      f"dlq {st.dead_letters}  late {st.late_ticks}  partitions {pipeline.assignment}{held}   ",
                       end="", file=sys.stderr, flush=True)
         threading.Thread(target=_progress, daemon=True).start()
     t0 = time.monotonic()
+    failed: EndNotReachedError | None = None
     try:
         stats = pipeline.run(stop_at_end=args.stop_at_end, timeout=args.timeout)
+    except EndNotReachedError as exc:
+        failed, stats = exc, pipeline.stats
     finally:
         done.set()
     if not args.quiet:
@@ -84,4 +101,7 @@ def run(args: argparse.Namespace) -> int:
             f"{stats.candles_final:,} candles, {stats.alerts} alerts, {stats.dead_letters} dead letters, "
             f"{stats.late_ticks} too-late ticks, {stats.commits} commits, {stats.fenced} fenced",
         )
+    if failed is not None:
+        print(f"cryptolab consume: error: {failed}", file=sys.stderr)
+        return 1
     return 0

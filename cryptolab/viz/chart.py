@@ -821,6 +821,11 @@ class CandleChart:
     def widget(self, *, controls: bool = True) -> Any:
         """The chart as a JupyterLab widget (``jupyter_bokeh.BokehModel``), with ipywidgets controls.
 
+        BokehJS is put in the page first (:func:`cryptolab.viz.notebook.output_notebook`),
+        and displaying the widget publishes a static snapshot of the chart before it
+        (hidden while the live widget draws; shown when the notebook is reopened
+        without its kernel).
+
         Controls: symbol and interval pickers, a toggle per indicator (MAs,
         volume, anomalies), pause/resume, and a status line.
         """
@@ -831,16 +836,18 @@ class CandleChart:
                 "CandleChart.widget() needs jupyter_bokeh and ipywidgets: "
                 "pip install 'cryptolab[jupyter]'"
             ) from exc
-        from cryptolab.viz.notebook import output_notebook
+        from cryptolab.viz.notebook import live_widget_class, output_notebook
 
         output_notebook()  # BokehJS in the page first, or the widget cannot draw
-        model = BokehModel(self.layout)
-        model.add_class("cl-chart")
         if not controls:
+            model = live_widget_class(BokehModel)(self.layout)
+            model.snapshot_of = self.layout  # shown instead when the kernel is gone
+            model.add_class("cl-chart")
+            model.add_class("cl-live")
             return model
         from cryptolab.viz.controls import chart_controls
 
-        return chart_controls(self, model)
+        return chart_controls(self, BokehModel(self.layout))
 
     def show(self) -> None:
         """Show the chart with ``bokeh.io.show`` (static output in a notebook or a file)."""

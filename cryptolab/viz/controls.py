@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from cryptolab.viz.notebook import live_widget_class
+
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.viz.chart import CandleChart
 
@@ -21,7 +23,7 @@ __all__ = ["chart_controls"]
 _LABELS = {"volume": "Volume", "anomalies": "Anomalies"}
 
 
-def chart_controls(chart: CandleChart, model: Any) -> w.VBox:
+def chart_controls(chart: CandleChart, model: Any) -> Any:
     """Wrap a chart's Bokeh widget ``model`` with controls; returns an ``ipywidgets.VBox``."""
     symbol = w.Dropdown(options=chart.symbols or [chart.symbol], value=chart.symbol or None,
                         description="Symbol", layout=w.Layout(width="210px"))
@@ -80,8 +82,10 @@ def chart_controls(chart: CandleChart, model: Any) -> w.VBox:
     chart.on_update(refresh)
     bar = w.HBox([symbol, interval, *toggles.values(), pause],
                  layout=w.Layout(align_items="center", flex_flow="row wrap"))
-    box = w.VBox([bar, model, status])
+    box = live_widget_class(w.VBox)([bar, model, status])
+    box.snapshot_of = chart.layout  # shown instead when the kernel is gone
     box.add_class("cl-chart-controls")
+    box.add_class("cl-live")
     return box
 
 

@@ -3,8 +3,7 @@
 :class:`Lab` starts ``jupyter lab`` on a free loopback port with a token, on a copy of
 ``notebooks/`` (Run All and Save never touch the repository's notebooks), with the
 embedded cryptolab defaults (no ``CRYPTOLAB_*`` but a data directory of its own), with
-JupyterLab's network checks off, and with the widget state saved in the notebook (the
-setting ``make lab`` also applies): a notebook reopened without its kernel shows its charts.
+JupyterLab's network checks off, and otherwise JupyterLab's default settings.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ from typing import Any
 
 from browsing import REPO
 
-#: JupyterLab user settings of the tests: widget state saved in the notebook.
-LAB_SETTINGS = {"@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True}}
+#: JupyterLab user settings of the tests (JupyterLab's defaults: widget state is not saved).
+LAB_SETTINGS: dict[str, dict[str, object]] = {}
 #: Text a broken widget or output shows instead of the chart.
 WIDGET_ERRORS = ("Error displaying widget", "Failed to create view", "Click to show javascript error",
                  "Javascript Error", "BokehJS does not appear to have successfully loaded",
@@ -86,6 +85,15 @@ class Lab:
                         return
             time.sleep(0.5)
         raise RuntimeError(f"jupyter lab did not answer within {limit:.0f} s: {self.tail()}")
+
+    def shutdown_kernels(self) -> None:
+        """Shut down every kernel (a test's live demo must not load the next test's machine)."""
+        with urllib.request.urlopen(self.url("api/kernels"), timeout=10) as r:
+            kernels = json.load(r)
+        for k in kernels:
+            req = urllib.request.Request(self.url(f"api/kernels/{k['id']}"), method="DELETE")
+            with contextlib.suppress(urllib.error.URLError), urllib.request.urlopen(req, timeout=30):
+                pass
 
     def tail(self) -> str:
         self.log.flush()
@@ -152,20 +160,27 @@ def show_every_cell(page: Any) -> None:
 
 def problems(page: Any) -> list[str]:
     """What a person would see as broken: widget errors, tracebacks, errors in outputs."""
-    found = [t for t in WIDGET_ERRORS if page.get_by_text(t, exact=False).count()]
+    found = [t for t in WIDGET_ERRORS if visible(page.get_by_text(t, exact=False))]
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     for i in range(errors.count()):
-        text = errors.nth(i).inner_text()
+        text = errors.nth(i).text_content() or ""
         if "Traceback" in text or "Error" in text:
             found.append(text[:500])
     return found
 
 
+def visible(locator: Any) -> int:
+    """How many of the elements ``locator`` finds a person can see."""
+    return sum(1 for i in range(locator.count()) if locator.nth(i).is_visible())
+
+
 def drawn_canvases(page: Any) -> int:
-    """Canvases in the outputs that have something drawn on them (Bokeh renders in shadow DOM)."""
-    canvases = page.locator(".jp-OutputArea canvas")
+    """Visible canvases in the outputs with something drawn on them (Bokeh draws in shadow DOM)."""
+    canvases = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea canvas")
     drawn = 0
     for i in range(canvases.count()):
+        if not canvases.nth(i).is_visible():
+            continue
         inked = canvases.nth(i).evaluate(
             """c => { if (!c.width || !c.height) return 0;
                       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

@@ -11,6 +11,8 @@ Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from jupyter import (
     run_all,
     run_menu,
     show_every_cell,
+    visible,
     wait_kernel_idle,
 )
 
@@ -45,18 +48,24 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def page(context: Any) -> Iterator[Any]:
+def page(context: Any, lab: Lab) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.page_errors = errors
     yield pg
     pg.close()
+    lab.shutdown_kernels()
 
 
-def open_notebook(page: Any, lab: Lab, name: str, app: str = "lab/tree") -> None:
-    page.goto(lab.url(f"{app}/{name}"), wait_until="domcontentloaded", timeout=120_000)
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+def open_notebook(page: Any, lab: Lab, name: str, app: str = "lab") -> None:
+    """Open ``name`` alone: in JupyterLab in a fresh workspace of its own, or in Notebook 7."""
+    if app == "lab":
+        path = f"lab/workspaces/{uuid.uuid4().hex[:12]}/tree/{name}"
+    else:
+        path = f"notebooks/{name}"
+    page.goto(lab.url(path), wait_until="domcontentloaded", timeout=120_000)
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=120_000)
     wait_kernel_idle(page)
 
 
@@ -67,12 +76,20 @@ def shoot(page: Any, name: str) -> Path:
     return path
 
 
-def assert_looks_right(page: Any, name: str, charts: int) -> None:
-    show_every_cell(page)
-    page.wait_for_timeout(1000)
+def assert_looks_right(page: Any, name: str, charts: int, limit_s: float = 90.0) -> None:
+    """No error in sight, and ``charts`` panels drawn (waiting for them as a reader would)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        show_every_cell(page)
+        drawn = drawn_canvases(page)
+        if drawn >= charts or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(1000)
     seen = problems(page)
+    if seen or drawn < charts:
+        shoot(page, "failed-" + re.sub(r"[^\w.-]+", "-", name))
     assert seen == [], f"{name}: {seen}"
-    assert drawn_canvases(page) >= charts, f"{name}: fewer than {charts} drawn chart panels"
+    assert drawn >= charts, f"{name}: {drawn} drawn chart panels, expected {charts}"
     # (Notebook 7's shell logs errors of its own; what matters is the charts' and widgets')
     ours = [e for e in page.page_errors if re.search(r"bokeh|widget|require|cryptolab", e, re.I)]
     assert ours == [], ours
@@ -85,6 +102,8 @@ def test_notebook_runs_in_jupyterlab_with_every_chart_drawn(page: Any, lab: Lab,
     prompts = run_all(page)
     assert prompts and all(p.startswith("[") for p in prompts)
     assert_looks_right(page, name, CHARTS[name])
+    # a live widget hides its static snapshot: every chart shows once
+    assert visible(page.locator(".cl-snapshot")) == 0
     shoot(page, f"jupyterlab-{name.removesuffix('.ipynb')}")
 
 
@@ -125,7 +144,7 @@ def test_chart_survives_reload_restart_and_reopening_without_kernel(page: Any, l
     page.wait_for_timeout(1500)
     # A page reload: a new page, the same kernel; BokehJS comes back from the saved output.
     page.reload(wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=120_000)
     wait_kernel_idle(page)
     assert_looks_right(page, f"{name} reloaded", CHARTS[name])
     # A kernel restart, then Run All again.
@@ -141,15 +160,16 @@ def test_chart_survives_reload_restart_and_reopening_without_kernel(page: Any, l
     run_menu(page, "Kernel", "Shut Down Kernel")
     page.wait_for_timeout(2000)
     page.reload(wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=120_000)
     page.wait_for_timeout(3000)
     assert_looks_right(page, f"{name} reopened without its kernel", CHARTS[name])
+    assert visible(page.locator(".cl-snapshot")) >= 1
     shoot(page, "jupyterlab-reopened-without-kernel")
 
 
 def test_notebook7_shows_the_chart(page: Any, lab: Lab) -> None:
     name = "00_quickstart.ipynb"
-    open_notebook(page, lab, name, app="notebooks")
+    open_notebook(page, lab, name, app="notebook7")
     run_all(page)
     assert_looks_right(page, f"{name} in Notebook 7", CHARTS[name])
     shoot(page, "notebook7-00_quickstart")

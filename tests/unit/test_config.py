@@ -25,6 +25,7 @@ FULL_ENV = {
     "CRYPTOLAB_ALLOWED_LATENESS": "5m",
     "CRYPTOLAB_IDLE_TIMEOUT": "2m",
     "CRYPTOLAB_MAX_CLOCK_SKEW": "10m",
+    "CRYPTOLAB_END_WAIT": "5m",
     "CRYPTOLAB_GAP_FILL": "yes",
     "CRYPTOLAB_COINGECKO_URL": "https://pro-api.coingecko.com/api/v3",
     "CRYPTOLAB_COINGECKO_API_KEY": "CG-secret-key",
@@ -49,6 +50,7 @@ def test_every_variable_is_parsed_to_its_type() -> None:
         120_000,
     )
     assert s.max_clock_skew_ms == 600_000
+    assert s.end_wait_ms == 300_000
     assert s.gap_fill is True
     assert s.coingecko_url == "https://pro-api.coingecko.com/api/v3"
     assert s.coingecko_api_key == "CG-secret-key"
