@@ -55,6 +55,7 @@ _SUMMARY = re.compile(
     r"(?P<dead>\d+) dead letters, (?P<late>\d+) too-late ticks, (?P<commits>\d+) commits, "
     r"(?P<fenced>\d+) fenced"
 )
+_ASSIGNED = re.compile(r"assigned partitions \[([\d, ]*)\]")
 
 
 # --------------------------------------------------------------------------- the stream
@@ -393,7 +394,7 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def consume_cmd(settings: Settings, group: str, *, batch_size: int = 1_000, stop_at_end: bool = True,
-                quiet: bool = True, redis: bool = False) -> list[str]:
+                quiet: bool = True, redis: bool = False, instance_id: str | None = None) -> list[str]:
     """The ``cryptolab consume`` command line for ``settings`` (Kafka, topic, store, maybe Redis)."""
     cmd = [sys.executable, "-m", "cryptolab", "consume", "--kafka", settings.kafka_bootstrap or "",
            "--topic", settings.topic, "--store", settings.store_url or "", "--group", group,
@@ -404,6 +405,8 @@ def consume_cmd(settings: Settings, group: str, *, batch_size: int = 1_000, stop
         cmd.append("--stop-at-end")
     if quiet:
         cmd.append("--quiet")
+    if instance_id:
+        cmd += ["--instance-id", instance_id]  # static membership
     return cmd
 
 
@@ -425,11 +428,11 @@ class ConsumerProcess:
 
     def __init__(self, settings: Settings, group: str, *, log_dir: Path, name: str = "consumer",
                  batch_size: int = 1_000, stop_at_end: bool = True, redis: bool = False,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, instance_id: str | None = None) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.cmd = consume_cmd(settings, group, batch_size=batch_size, stop_at_end=stop_at_end,
-                               quiet=False, redis=redis)
+                               quiet=False, redis=redis, instance_id=instance_id)
         self._log: IO[bytes] = self.log_path.open("wb")
         self.proc = subprocess.Popen(self.cmd, env=child_env(**{**CONSUMER_ENV, **(env or {})}), cwd=ROOT,
                                      stdout=self._log, stderr=subprocess.STDOUT)
@@ -472,6 +475,10 @@ class ConsumerProcess:
             self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def assignments(self) -> list[list[int]]:
+        """The partitions of each assignment it logged, in order (needs ``CRYPTOLAB_LOG_LEVEL=INFO``)."""
+        return [[int(p) for p in m[1].split(",") if p.strip()] for m in _ASSIGNED.finditer(self.output)]
+
     def summary(self) -> dict[str, int] | None:
         """The counters of the final ``consumed N ticks ... F fenced`` line, if printed."""
         m = _SUMMARY.search(self.output)
@@ -491,9 +498,16 @@ def consumers() -> Iterator[list[ConsumerProcess]]:
 
 
 def finish(settings: Settings, group: str, *, log_dir: Path, timeout: float = 300.0,
-           redis: bool = False) -> ConsumerProcess:
-    """Run one more member with ``--stop-at-end`` to completion (closes the remaining windows)."""
-    p = ConsumerProcess(settings, group, log_dir=log_dir, name="finish", redis=redis)
+           redis: bool = False, instance_id: str | None = None,
+           env: dict[str, str] | None = None) -> ConsumerProcess:
+    """Run one more member with ``--stop-at-end`` to completion (closes the remaining windows).
+
+    Start it at once after a fault: members killed a moment ago may still hold partitions (until
+    their sessions expire), and ``--stop-at-end`` must wait for them, take them over and close
+    them, not stop at the end of the partitions it happens to be given first.
+    """
+    p = ConsumerProcess(settings, group, log_dir=log_dir, name="finish", redis=redis, instance_id=instance_id,
+                        env=env)
     rc = p.wait(timeout)
     assert rc == 0, f"the finishing consumer failed ({rc}):\n{p.output[-4000:]}"
     return p
