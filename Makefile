@@ -82,7 +82,7 @@ lab: install ## Start JupyterLab on notebooks/ (using the services when they are
 	  echo "make lab: services are not up: cryptolab uses its embedded defaults (make services-up)"
 	fi
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cryptolab)" >/dev/null
-	exec $(BIN)/jupyter lab --ServerApp.root_dir=notebooks --ServerApp.ip=127.0.0.1
+	JUPYTER=$(BIN)/jupyter exec scripts/lab.sh  # --allow-root when run as root
 
 bench: install ## Start the services, run the benchmark suite; figures go to benchmarks/results/latest.json
 	@echo "+ scripts/services.sh up"

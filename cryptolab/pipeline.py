@@ -531,6 +531,7 @@ class CandlePipeline:
         self._inflight: tuple[_Commit, Future[None]] | None = None
         #: stop_at_end: the partitions not done yet that other members hold (for progress lines)
         self.waiting_for: list[int] = []
+        self._assigned = False  # between an assignment and the next revocation (not while joining)
 
     # ---------------------------------------------------------------- control
     def stop(self) -> None:
@@ -560,6 +561,7 @@ class CandlePipeline:
                 self.aggregator.restore(tp.partition, state_from_bytes(pr.state))
                 self._owned[tp.partition] = _Owned(expected=pr.offset, next_offset=pr.offset)
         log.info("assigned partitions %s of %s", ids, self.topic)
+        self._assigned = True
         consumer.assign(partitions)
         if partitions:  # a partition paused at its end (stop_at_end) before a rebalance is read again
             consumer.resume(partitions)
@@ -570,6 +572,7 @@ class CandlePipeline:
             self._owned.pop(tp.partition, None)
             self.aggregator.forget(tp.partition)
         self._forget_scored()
+        self._assigned = False
         log.info("revoked partitions %s", [tp.partition for tp in partitions])
         consumer.unassign()
 
@@ -706,6 +709,7 @@ class CandlePipeline:
         if stop_at_end:
             end = _EndOfTopic(end_offsets(consumer, self.topic), s.end_wait_ms / 1000)
         self.waiting_for = []
+        self._assigned = False
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="cryptolab-commit")
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         return consumer, end
@@ -743,7 +747,9 @@ class CandlePipeline:
     def _check_end(self, end: _EndOfTopic, *, force: bool = False) -> None:
         """Read the group's stored progress when due (every second, or once this member has nothing
         of its own left and its last commit landed): set ``end.reached``, or ``end.gave_up`` after
-        ``end.wait_s`` without progress on the partitions other members hold."""
+        ``end.wait_s`` without progress on the partitions other members hold (the clock runs only
+        while this member has an assignment and nothing of its own left: not while the group
+        rebalances)."""
         mine = [p for p, o in self._owned.items() if not o.finished]
         if not mine and self._inflight is not None:
             self._reap()  # nothing else to do: let the closing commit land, then look
@@ -764,6 +770,8 @@ class CandlePipeline:
             return
         if end.waiting_since is None:
             end.waiting_since, end.said_at = now, now - _END_SAY_S + 1.0  # first said after 1 s
+        if not self._assigned:  # the group is (re)balancing: that is not time lost
+            end.moved_at = now
         if now - end.moved_at >= end.wait_s:
             end.gave_up = True
         elif now - end.said_at >= _END_SAY_S:

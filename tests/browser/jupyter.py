@@ -61,11 +61,13 @@ class Lab:
                    JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
                    JUPYTER_RUNTIME_DIR=str(root / "runtime"), PYTHONUNBUFFERED="1")
         self.log = (root / "jupyter.log").open("w")
+        env["JUPYTER"] = str(Path(sys.executable).with_name("jupyter"))
+        env["LAB_ROOT_DIR"] = str(self.notebooks)
+        # the script `make lab` runs (as root here: it must pass --allow-root itself)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
-             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.notebooks}",
-             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+            ["bash", str(REPO / "scripts" / "lab.sh"), "--no-browser",
+             f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+             f"--IdentityProvider.token={self.token}"],
             cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self._wait_ready()
@@ -115,8 +117,17 @@ def run_menu(page: Any, menu: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=item).first.click()
 
 
+def accept_kernel_dialog(page: Any) -> None:
+    """Answer JupyterLab's "Select Kernel" dialog (shown when a kernel is slow to start) as a
+    person would: keep the notebook's own kernel."""
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if dialog.count() and dialog.first.is_visible():
+        dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+
+
 def wait_kernel_idle(page: Any, timeout_ms: int = 120_000) -> None:
     """Wait until the notebook's kernel is connected and idle."""
+    accept_kernel_dialog(page)
     page.wait_for_function(
         "() => { const el = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
         ".jp-Notebook-ExecutionIndicator'); return el && el.getAttribute('data-status') === 'idle'; }",
@@ -129,7 +140,12 @@ def run_all(page: Any, timeout_ms: int = 300_000) -> list[str]:
     A click on the menu while the page is still connecting to the kernel can be lost:
     the click is repeated until the first cell shows that it runs (or has run).
     """
-    started = "() => { const p = (PROMPTS)(); return p.length > 0 && p[0] !== '[ ]:'; }"
+    # The saved notebook carries execution counts of its own: clear them first, so that
+    # "every cell has a count" can only mean this run.
+    accept_kernel_dialog(page)
+    run_menu(page, "Edit", "Clear Outputs of All Cells")
+    page.wait_for_function(f"() => ({PROMPTS})().every(t => t === '[ ]:' || t === '')", timeout=30_000)
+    started = "() => { const p = (PROMPTS)(); return p.length > 0 && p[0] !== '[ ]:' && p[0] !== ''; }"
     for attempt in range(5):
         run_menu(page, "Run", "Run All Cells")
         try:

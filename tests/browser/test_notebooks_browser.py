@@ -51,8 +51,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def page(context: Any, lab: Lab) -> Iterator[Any]:
     pg = context.new_page()
     errors: list[str] = []
+    console: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: console.append(f"{m.type}: {m.text[:300]}"))
     pg.page_errors = errors
+    pg.console_lines = console
     yield pg
     pg.close()
     lab.shutdown_kernels()
@@ -87,7 +90,9 @@ def assert_looks_right(page: Any, name: str, charts: int, limit_s: float = 90.0)
         page.wait_for_timeout(1000)
     seen = problems(page)
     if seen or drawn < charts:
-        shoot(page, "failed-" + re.sub(r"[^\w.-]+", "-", name))
+        slug = re.sub(r"[^\w.-]+", "-", name)
+        shoot(page, f"failed-{slug}")
+        (ARTIFACTS / f"failed-{slug}.console.txt").write_text("\n".join(page.console_lines))
     assert seen == [], f"{name}: {seen}"
     assert drawn >= charts, f"{name}: {drawn} drawn chart panels, expected {charts}"
     # (Notebook 7's shell logs errors of its own; what matters is the charts' and widgets')
