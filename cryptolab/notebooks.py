@@ -323,6 +323,7 @@ def _read(path: str | Path) -> Any:
 
 
 _BOKEH_MARKER: Final = "application/vnd.bokehjs_exec.v0+json"
+_LOAD_MARKER: Final = "application/vnd.bokehjs_load.v0+json"
 
 
 def _inline_bokehjs(body: str) -> str:
@@ -337,6 +338,19 @@ def _inline_bokehjs(body: str) -> str:
     return body[:at] + "\n" + scripts + "\n" + body[at:]
 
 
+def _without_bokehjs_loaders(nb: Any) -> Any:
+    """A copy of ``nb`` without the outputs that load BokehJS (``output_notebook``'s): the
+    page carries BokehJS inline once, in its head, instead of a loader per notebook run
+    (which may point at a CDN)."""
+    import copy
+
+    out = copy.deepcopy(nb)
+    for cell in out.cells:
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if _LOAD_MARKER not in o.get("data", {})]
+    return out
+
+
 def notebook_to_html(
     notebook: Any, path: str | Path, *, self_contained: bool = True, hide_code: bool = False
 ) -> Path:
@@ -349,8 +363,14 @@ def notebook_to_html(
     from nbconvert import HTMLExporter
 
     nb = _read(notebook) if isinstance(notebook, str | Path) else notebook
+    offline: dict[str, Any] = {}
+    if self_contained:
+        nb = _without_bokehjs_loaders(nb)
+        # no require.js or MathJax from a CDN: the page must open offline (data: URLs fetch nothing)
+        offline = {"require_js_url": "data:,", "mathjax_url": "data:,"}
     exporter = HTMLExporter(  # type: ignore[no-untyped-call]
-        exclude_input=hide_code, exclude_input_prompt=hide_code, exclude_output_prompt=hide_code
+        exclude_input=hide_code, exclude_input_prompt=hide_code, exclude_output_prompt=hide_code,
+        **offline,
     )
     body, _resources = exporter.from_notebook_node(nb)
     if self_contained and any(

@@ -28,7 +28,7 @@ def loopback_only(route: Any) -> None:
     """A Playwright route handler: loopback goes through, anything else is aborted and recorded."""
     url = route.request.url
     host = urlsplit(url).hostname or ""
-    if url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost", "::1"):
+    if url.startswith(("data:", "blob:", "file:")) or host in ("127.0.0.1", "localhost", "::1"):
         route.continue_()
     else:
         OFFLINE_BLOCKED.append(url)

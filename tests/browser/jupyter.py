@@ -45,6 +45,7 @@ class Lab:
     """``jupyter lab`` on loopback for one test module; ``url(path)`` adds the token."""
 
     def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.notebooks = root / "notebooks"
         shutil.copytree(REPO / "notebooks", self.notebooks,

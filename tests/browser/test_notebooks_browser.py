@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.notebooks, pytest.mark.slow]
 CHARTS = {"00_quickstart.ipynb": 2, "10_live_dashboard.ipynb": 2, "20_anomaly_models.ipynb": 3}
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    server = Lab(tmp_path_factory.mktemp("jupyterlab"))
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """A JupyterLab server per test: no kernel, session or workspace of another test around."""
+    server = Lab(tmp_path / "jupyterlab")
     try:
         yield server
     finally:
@@ -62,9 +62,9 @@ def page(context: Any, lab: Lab) -> Iterator[Any]:
 
 
 def open_notebook(page: Any, lab: Lab, name: str, app: str = "lab") -> None:
-    """Open ``name`` alone: in JupyterLab in a fresh workspace of its own, or in Notebook 7."""
+    """Open ``name`` in JupyterLab (or Notebook 7) and wait for its kernel."""
     if app == "lab":
-        path = f"lab/workspaces/{uuid.uuid4().hex[:12]}/tree/{name}"
+        path = f"lab/tree/{name}"
     else:
         path = f"notebooks/{name}"
     page.goto(lab.url(path), wait_until="domcontentloaded", timeout=120_000)
