@@ -39,7 +39,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -269,3 +269,37 @@ def shared_data() -> Path:
             "as ../shared/data)"
         )
     return SHARED_DATA
+
+
+# --------------------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (fails under ``CI=true`` when missing)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed: pip install 'cryptolab[test]'")
+    chromium = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+    if not chromium.exists():
+        unavailable(f"no Chromium at {chromium}: run scripts/ensure_chromium.sh")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=str(chromium),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    """A fresh browser context whose pages reach loopback only (see ``tests/browser/browsing.py``)."""
+    # the module the browser tests import (their folder is on sys.path): one OFFLINE_BLOCKED list
+    import browsing
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 950})
+    ctx.route("**/*", browsing.loopback_only)
+    yield ctx
+    ctx.close()

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from browsing import REPO
+from browsing import ARTIFACTS, REPO
 
 #: JupyterLab user settings of the tests (JupyterLab's defaults: widget state is not saved).
 LAB_SETTINGS: dict[str, dict[str, object]] = {}
@@ -156,9 +156,15 @@ def run_all(page: Any, timeout_ms: int = 300_000) -> list[str]:
             if attempt == 4:
                 raise
             wait_kernel_idle(page)
-    page.wait_for_function(
-        f"() => {{ const p = ({PROMPTS})(); return p.length > 0 && p.every(t => /^\\[\\d+\\]:?$/.test(t)); }}",
-        timeout=timeout_ms)
+    try:
+        page.wait_for_function(
+            f"() => {{ const p = ({PROMPTS})(); return p.length > 0 && p.every(t => /^\\[\\d+\\]:?$/.test(t)); }}",
+            timeout=timeout_ms)
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "failed-run-all.png"))
+        raise AssertionError(f"Run All did not finish in {timeout_ms / 1000:.0f} s; prompts: "
+                             f"{page.evaluate(PROMPTS)}") from None
     wait_kernel_idle(page, timeout_ms)
     prompts: list[str] = page.evaluate(PROMPTS)
     return prompts
