@@ -197,9 +197,13 @@ def visible(locator: Any) -> int:
     return sum(1 for i in range(locator.count()) if locator.nth(i).is_visible())
 
 
-def drawn_canvases(page: Any) -> int:
-    """Visible canvases in the outputs with something drawn on them (Bokeh draws in shadow DOM)."""
-    canvases = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea canvas")
+def drawn_canvases(page: Any,
+                   where: str = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea canvas") -> int:
+    """Visible canvases (in the notebook's outputs by default) with something drawn on them.
+
+    Playwright's CSS locators pierce the shadow DOM Bokeh draws in.
+    """
+    canvases = page.locator(where)
     drawn = 0
     for i in range(canvases.count()):
         if not canvases.nth(i).is_visible():

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from browsing import ARTIFACTS, OFFLINE_BLOCKED
+from jupyter import drawn_canvases
 
 from cryptolab.batch import candles_from_ticks, frame_to_candles
 from cryptolab.notebooks import render_report
@@ -35,20 +36,12 @@ def test_market_report_html_draws_its_charts_offline(context: Any, tmp_path: Pat
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(html.as_uri(), wait_until="load", timeout=60_000)
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0", timeout=60_000)
-    canvases = page.locator("canvas")
     page.wait_for_function("() => document.querySelectorAll('.bk-Figure, .bk-Column').length > 0",
                            timeout=60_000)
-    # Bokeh draws into shadow DOM: count the canvases Playwright sees through it, with ink
     page.wait_for_timeout(1000)
-    inked = 0
-    for i in range(canvases.count()):
-        c = canvases.nth(i)
-        c.scroll_into_view_if_needed()
-        if c.evaluate("""c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                                let n = 0; for (let k = 0; k < d.length; k += 4)
-                                  if (d[k + 3] > 0 && (d[k] < 235 || d[k+1] < 235 || d[k+2] < 235)) n++;
-                                return n; }""") > 500:
-            inked += 1
+    for i in range(page.locator("canvas").count()):  # draw every chart, as a reader scrolling would
+        page.locator("canvas").nth(i).scroll_into_view_if_needed()
+    inked = drawn_canvases(page, "canvas")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "market-report.png"), full_page=True)
     assert inked >= 2, f"{inked} drawn chart panels in the report"
