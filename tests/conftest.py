@@ -274,9 +274,13 @@ def shared_data() -> Path:
 # --------------------------------------------------------------------------- browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright (fails under ``CI=true`` when missing)."""
+    """Headless Debian Chromium driven by Playwright (fails under ``CI=true`` when missing).
+
+    Module-scoped on purpose: Playwright's sync API keeps an asyncio loop running in the main
+    thread while it is open, and later tests call ``asyncio.run``.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
