@@ -82,8 +82,12 @@ from cryptolab.models import (
     iso_utc,
     tick_from_dict,
 )
-from cryptolab.windows import _CLOSED as _ACC_CLOSED
-from cryptolab.windows import CandleAggregator, state_from_bytes, state_to_bytes
+from cryptolab.windows import (
+    CandleAggregator,
+    state_from_bytes,
+    state_has_open_windows,
+    state_to_bytes,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.cache import Cache
@@ -351,27 +355,6 @@ def _valid_columns(
     return code, ts, price, size  # type: ignore[return-value]
 
 
-def _open_windows_in(state: bytes) -> bool:
-    """Whether a stored partition state holds a window that is not closed yet (closed windows,
-    kept for late ticks, do not count).
-
-    Examples
-    --------
-    >>> agg = CandleAggregator(intervals="1m", out_of_orderness_ms=0)
-    >>> agg.add("BTC-USD", 1_700_000_040_000, 1.0, 1.0, 0)
-    True
-    >>> _ = agg.drain()
-    >>> _open_windows_in(state_to_bytes(agg.snapshot(0)))
-    True
-    >>> agg.close_partition(0)
-    >>> _ = agg.drain()
-    >>> _open_windows_in(state_to_bytes(agg.snapshot(0))), _open_windows_in(b"")
-    (False, False)
-    """
-    rows = state_from_bytes(state).get("windows") or ()
-    return any(not row[3 + _ACC_CLOSED] for row in rows)
-
-
 class _EndOfTopic:
     """What ``run(stop_at_end=True)`` waits for, read from the group's stored progress.
 
@@ -417,7 +400,8 @@ class _EndOfTopic:
             if pr is None:
                 if target > 0 and p not in self._empty:
                     left[p] = 0
-            elif (pr.offset < target and p not in self._empty) or _open_windows_in(pr.state):
+            elif (pr.offset < target and p not in self._empty) or state_has_open_windows(
+                    state_from_bytes(pr.state)):
                 left[p] = min(pr.offset, target)
         moved = left != self.left
         if moved:

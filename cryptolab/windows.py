@@ -59,7 +59,7 @@ import orjson
 
 from cryptolab.models import Candle, Tick, interval_name, parse_interval
 
-__all__ = ["CandleAggregator", "Emission", "state_from_bytes", "state_to_bytes"]
+__all__ = ["CandleAggregator", "Emission", "state_from_bytes", "state_has_open_windows", "state_to_bytes"]
 
 # Accumulator slots (a list per open window, for speed).
 _O, _H, _L, _C, _V, _PV, _N, _FT, _LT, _HT, _LWT, _REV, _SIZED, _CLOSED, _DIRTY, _SNAP = range(16)
@@ -759,6 +759,26 @@ class CandleAggregator:
         self._dirty = []
         self._first_finals = []
         self._gaps = []
+
+
+def state_has_open_windows(state: dict[str, Any]) -> bool:
+    """Whether a partition state from :meth:`CandleAggregator.snapshot` holds a window that is
+    not closed yet (closed windows, kept for late ticks, do not count).
+
+    Examples
+    --------
+    >>> agg = CandleAggregator(intervals="1m", out_of_orderness_ms=0)
+    >>> agg.add("BTC-USD", 1_700_000_040_000, 1.0, 1.0, 0)
+    True
+    >>> _ = agg.drain()
+    >>> state_has_open_windows(agg.snapshot(0))
+    True
+    >>> agg.close_partition(0)
+    >>> _ = agg.drain()
+    >>> state_has_open_windows(agg.snapshot(0)), state_has_open_windows({})
+    (False, False)
+    """
+    return any(not row[3 + _CLOSED] for row in state.get("windows") or ())
 
 
 def state_to_bytes(state: dict[str, Any]) -> bytes:
