@@ -292,6 +292,22 @@ class FaultRun:
         return replace(self.settings, store_url=store_url, **more)
 
 
+def embedded_topic(data_dir: Path, records: Sequence[tuple[bytes, bytes]], prefix: str) -> Settings:
+    """Settings on the embedded broker for a fresh topic ``<prefix>_<hex>`` holding ``records``
+    (``(key, value)`` pairs), with the idle close off."""
+    from confluent_kafka import Producer
+
+    from cryptolab.kafka import producer_config
+
+    topic = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    s = Settings.from_env({}, topic=topic, data_dir=data_dir, idle_timeout="0s")
+    p = Producer(producer_config(s))
+    for key, value in records:
+        p.produce(topic, value=value, key=key)
+    assert p.flush(30) == 0
+    return s
+
+
 def new_topic(settings: Settings, prefix: str = "faults") -> Settings:
     """A fresh 3-partition tick topic (with its .dlq and .late) on the real broker."""
     topic = f"{prefix}_{secrets.token_hex(5)}"

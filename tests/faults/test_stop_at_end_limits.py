@@ -21,14 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from confluent_kafka import Producer
-from harness import candles_frame, market, wait_until
+from harness import candles_frame, embedded_topic, market, wait_until
 
 from cryptolab.batch import candles_from_ticks
 from cryptolab.cache import MemoryCache
 from cryptolab.config import Settings
 from cryptolab.errors import EndNotReachedError
-from cryptolab.kafka import producer_config
 from cryptolab.models import encode_tick
 from cryptolab.pipeline import CandlePipeline
 from cryptolab.store import Store
@@ -43,13 +41,7 @@ def stream() -> tuple[list[tuple[bytes, bytes]], pd.DataFrame]:
 
 
 def _topic(tmp: Path, records: list[tuple[bytes, bytes]]) -> Settings:
-    topic = f"end_{uuid.uuid4().hex[:10]}"
-    s = Settings.from_env({}, topic=topic, data_dir=tmp, idle_timeout="0s")
-    p = Producer(producer_config(s))
-    for key, value in records:
-        p.produce(topic, value=value, key=key)
-    assert p.flush(30) == 0
-    return s
+    return embedded_topic(tmp, records, "end")
 
 
 def _pipeline(s: Settings, store: Store) -> CandlePipeline:
