@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from cryptolab.cli import main
 from cryptolab.errors import FencedError, StoreError
 from cryptolab.models import Candle
-from cryptolab.store import PartitionProgress, Store
+from cryptolab.store import HYPERTABLE_CHUNK_MS, PartitionProgress, Store
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +30,95 @@ def libpq(url: str) -> str:
     return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def test_timescale_detection_matches_the_server(pg_url: str) -> None:
-    with psycopg.connect(libpq(pg_url)) as conn:
-        available = conn.execute(
-            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is not None
+class TimescaleAnswers:
+    """The server's answers about TimescaleDB, given in place of the real ones.
+
+    A ``before_cursor_execute`` hook on the store's engines rewrites the statements that
+    look TimescaleDB up (available? installed? is ``candles`` a hypertable?) into a query
+    that answers with a row or without one, and records the statements that would enable
+    it (``CREATE EXTENSION``, ``create_hypertable``) instead of running them. Everything
+    else runs on the real server.
+    """
+
+    def __init__(self, *, available: bool) -> None:
+        self.available = available
+        self.installed = False
+        self.hypertable = False
+        self.asked: list[str] = []  # which questions were asked, in order
+        self.enabling: list[tuple[str, object]] = []  # statements that would enable it
+
+    @staticmethod
+    def _answer(yes: bool) -> str:
+        return "SELECT 1" if yes else "SELECT 1 WHERE false"
+
+    def attach(self, store: Store) -> None:
+        for engine in {store._engine, store._read_engine}:
+            sa.event.listen(engine, "before_cursor_execute", self._rewrite, retval=True)
+
+    def _rewrite(self, _conn: object, _cursor: object, statement: str, parameters: object,
+                 _context: object, _many: bool) -> tuple[str, object]:
+        if "pg_available_extensions" in statement:
+            self.asked.append("available")
+            return self._answer(self.available), parameters
+        if "FROM pg_extension" in statement:
+            self.asked.append("installed")
+            return self._answer(self.installed), parameters
+        if "timescaledb_information.hypertables" in statement:
+            self.asked.append("hypertable")
+            return self._answer(self.hypertable), parameters
+        if "CREATE EXTENSION" in statement:
+            self.enabling.append(("CREATE EXTENSION", None))
+            self.installed = True
+            return "SELECT 1", parameters
+        if "create_hypertable" in statement:
+            chunk = parameters.get("chunk") if isinstance(parameters, dict) else None
+            self.enabling.append(("create_hypertable", chunk))
+            self.hypertable = True
+            return "SELECT 1", parameters
+        return statement, parameters
+
+
+@pytest.mark.parametrize("available", [True, False], ids=["with-timescaledb", "without-timescaledb"])
+def test_timescale_detection_follows_the_server_answer(pg_url: str, available: bool) -> None:
+    answers = TimescaleAnswers(available=available)
     with Store(pg_url) as s:
+        answers.attach(s)
         s.init()
         assert s.dialect == "postgresql"
         assert s.timescale is available
-        assert Store(pg_url).timescale is available  # detected lazily by a fresh Store too
+        assert "available" in answers.asked  # the answer given was the one consulted
+        if available:  # the hypertable path: extension, then the hypertable on window_start
+            assert answers.enabling == [("CREATE EXTENSION", None), ("create_hypertable", HYPERTABLE_CHUNK_MS)]
+        else:  # the plain-table path: nothing tries to enable TimescaleDB
+            assert answers.enabling == []
+        # a second init finds what the first one left and enables nothing again
+        s.init()
+        assert s.timescale is available and len(answers.enabling) == (2 if available else 0)
+        s.commit_batch(group="g", topic="t", candles=[candle(0)])  # the candles table works
+        assert s.candles() == [candle(0)]
+    fresh = Store(pg_url)  # detected lazily by a fresh Store, from the server's answers too
+    answers.attach(fresh)
+    with fresh:
+        assert fresh.timescale is available
+    assert answers.asked[-1] == ("hypertable" if available else "installed")
+
+
+def test_candles_is_a_hypertable_where_timescaledb_exists(pg_url: str) -> None:
+    with psycopg.connect(libpq(pg_url)) as conn:
+        if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is None:
+            pytest.skip("TimescaleDB is not installed on this PostgreSQL server (docker-compose's "
+                        "timescale/timescaledb image has it): the real hypertable path cannot run here")
+    with Store(pg_url) as s:
+        s.init()
+        assert s.timescale is True
+        s.commit_batch(group="g", topic="t", candles=[candle(0), candle(1)])
+        assert s.candles() == [candle(0), candle(1)]
+    with psycopg.connect(libpq(pg_url)) as conn:
+        dims = conn.execute(
+            "SELECT column_name, integer_interval FROM timescaledb_information.dimensions "
+            "WHERE hypertable_name = 'candles'").fetchall()
+    assert dims == [("window_start", HYPERTABLE_CHUNK_MS)]
+    assert Store(pg_url).timescale is True  # detected lazily by a fresh Store too
 
 
 def test_failing_timescale_setup_falls_back_to_a_plain_table(
