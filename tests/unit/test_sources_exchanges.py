@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -186,16 +187,73 @@ def test_hostile_frames_are_rejected_and_the_stream_goes_on(ws_dir):
     assert src.stats.rejected == len(hostile)
 
 
-def test_stop_from_another_thread(ws_dir):
-    frames = exchange_frames(ws_dir / "coinbase_ws_feed_capture.txt")[:20]
+def _consume_in_thread(src, got, *, pause_after=None, reached=None, resume=None):
+    """Iterate ``src`` on a thread of its own into ``got``; after ``pause_after`` ticks, set
+    ``reached`` and wait for ``resume`` before asking the stream for more."""
+    errors = []
+
+    def run():
+        try:
+            for tick in src.iter_ticks():
+                got.append(tick)
+                if len(got) == pause_after:
+                    reached.set()
+                    assert resume.wait(60), "the test never resumed the consumer"
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="ws-consumer", daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def wait_for(cond, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_stop_from_another_thread_ends_an_idle_stream(ws_dir):
+    frames = exchange_frames(ws_dir / "coinbase_ws_feed_capture.txt")[:200]
+    expected = expected_ticks(frames, parse_coinbase_frame)
+    with FakeExchange(frames, hold_open=True) as server:  # every frame, then silence
+        src = CoinbaseMatches("SKL-USD", url=server.url, stale_after=30.0, **FAST)
+        got = []
+        thread, errors = _consume_in_thread(src, got)
+        assert wait_for(lambda: len(got) == len(expected)), (len(got), len(expected))
+        src.stop()  # from this thread, while the consumer waits for a frame that never comes
+        thread.join(60)
+        assert not thread.is_alive(), "iter_ticks() did not return after stop()"
+    assert errors == []
+    assert got == expected
+    assert src.stats.reconnects == 0 and sum(src.stats.failures.values()) == 0, src.stats
+    assert len(server.connections) == 1
+
+
+def test_stop_from_another_thread_delivers_nothing_after_it(ws_dir):
+    frames = exchange_frames(ws_dir / "coinbase_ws_feed_capture.txt")[:200]
+    expected = expected_ticks(frames, parse_coinbase_frame)
+    k = 5
+    assert len(expected) > 2 * k
+    reached, resume = threading.Event(), threading.Event()
     with FakeExchange(frames, hold_open=True) as server:
         src = CoinbaseMatches("SKL-USD", url=server.url, stale_after=30.0, **FAST)
-        timer = threading.Timer(0.5, src.stop)
-        timer.start()
-        got = list(src.iter_ticks())
-        timer.join()
-    assert src.stats.failures["stale"] == 0
-    assert isinstance(got, list)
+        got = []
+        thread, errors = _consume_in_thread(src, got, pause_after=k, reached=reached, resume=resume)
+        assert reached.wait(60), "the consumer never got its first ticks"
+        # every frame is on its way to the client: the ticks after the k-th are there to be read
+        assert wait_for(lambda: server.sent_total == len(frames))
+        src.stop()
+        resume.set()
+        thread.join(60)
+        assert not thread.is_alive(), "iter_ticks() did not return after stop()"
+    assert errors == []
+    assert got == expected[:k], f"{len(got) - k} ticks delivered after stop()"
+    assert src.stats.ticks == k and src.stats.reconnects == 0, src.stats
+    assert len(server.connections) == 1
 
 
 def test_symbol_mapping_and_validation():
