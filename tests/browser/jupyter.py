@@ -89,6 +89,26 @@ class Lab:
             time.sleep(0.5)
         raise RuntimeError(f"jupyter lab did not answer within {limit:.0f} s: {self.tail()}")
 
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url(path), timeout=10) as r:
+            return json.load(r)
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """The server's sessions (notebook path, kernel id, state and connections)."""
+        return [{"path": s["path"], "kernel": s["kernel"]["id"][:8],
+                 "state": s["kernel"].get("execution_state"),
+                 "connections": s["kernel"].get("connections")} for s in self._get("api/sessions")]
+
+    def kernel_ready(self) -> bool:
+        """One session, one kernel, idle and connected (a page listens to it)."""
+        sessions = self._get("api/sessions")
+        kernels = self._get("api/kernels")
+        if len(sessions) != 1 or len(kernels) != 1:
+            return False
+        k = sessions[0]["kernel"]
+        return bool(k["id"] == kernels[0]["id"] and k.get("execution_state") == "idle"
+                    and (k.get("connections") or 0) >= 1)
+
     def shutdown_kernels(self) -> None:
         """Shut down every kernel (a test's live demo must not load the next test's machine)."""
         with urllib.request.urlopen(self.url("api/kernels"), timeout=10) as r:
@@ -126,36 +146,52 @@ def accept_kernel_dialog(page: Any) -> None:
         dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
 
 
-def wait_kernel_idle(page: Any, timeout_ms: int = 120_000) -> None:
-    """Wait until the notebook's kernel is connected and idle."""
-    accept_kernel_dialog(page)
-    page.wait_for_function(
-        "() => { const el = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
-        ".jp-Notebook-ExecutionIndicator'); return el && el.getAttribute('data-status') === 'idle'; }",
-        timeout=timeout_ms)
+def wait_kernel_idle(page: Any, lab: Lab | None = None, timeout_ms: int = 120_000) -> None:
+    """Wait until the notebook's kernel is started, connected to this page, and idle.
+
+    The page's execution indicator says ``idle`` before any kernel exists (its initial
+    value), so with ``lab`` the server is asked too: exactly one session, whose kernel is
+    idle and has a connection (the page's). A Run All clicked before that starts a second
+    kernel beside the one the notebook is starting, and the run is lost between them.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        accept_kernel_dialog(page)
+        indicator = page.evaluate(
+            "() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
+            ".jp-Notebook-ExecutionIndicator')?.getAttribute('data-status') ?? null")
+        if indicator == "idle" and (lab is None or lab.kernel_ready()):
+            return
+        if time.monotonic() > deadline:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "failed-kernel.png"))
+            sessions = lab.sessions() if lab is not None else "?"
+            raise AssertionError(f"the notebook's kernel was not ready in {timeout_ms / 1000:.0f} s: "
+                                 f"indicator {indicator!r}, sessions {sessions}")
+        page.wait_for_timeout(500)
 
 
-def run_all(page: Any, timeout_ms: int = 300_000) -> list[str]:
+def run_all(page: Any, lab: Lab | None = None, timeout_ms: int = 300_000) -> list[str]:
     """Run All Cells and wait until every code cell has run; return the prompts.
 
-    A click on the menu while the page is still connecting to the kernel can be lost:
-    the click is repeated until the first cell shows that it runs (or has run).
+    The kernel must be ready first (:func:`wait_kernel_idle`). A click on the menu that the
+    page did not take (no cell scheduled: no ``[*]`` and no count) is repeated; a click that
+    scheduled cells never is, so no cell runs twice.
     """
     # The saved notebook carries execution counts of its own: clear them first, so that
     # "every cell has a count" can only mean this run.
-    accept_kernel_dialog(page)
+    wait_kernel_idle(page, lab)
     run_menu(page, "Edit", "Clear Outputs of All Cells")
     page.wait_for_function(f"() => ({PROMPTS})().every(t => t === '[ ]:' || t === '')", timeout=30_000)
-    started = "() => { const p = (PROMPTS)(); return p.length > 0 && p[0] !== '[ ]:' && p[0] !== ''; }"
-    for attempt in range(5):
+    started = f"() => ({PROMPTS})().some(t => t !== '[ ]:' && t !== '')"
+    for attempt in range(3):
         run_menu(page, "Run", "Run All Cells")
         try:
-            page.wait_for_function(started.replace("PROMPTS", PROMPTS), timeout=20_000)
+            page.wait_for_function(started, timeout=30_000)
             break
         except Exception:
-            if attempt == 4:
+            if attempt == 2:
                 raise
-            wait_kernel_idle(page)
     try:
         page.wait_for_function(
             f"() => {{ const p = ({PROMPTS})(); return p.length > 0 && p.every(t => /^\\[\\d+\\]:?$/.test(t)); }}",
@@ -163,9 +199,10 @@ def run_all(page: Any, timeout_ms: int = 300_000) -> list[str]:
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "failed-run-all.png"))
+        sessions = lab.sessions() if lab is not None else "?"
         raise AssertionError(f"Run All did not finish in {timeout_ms / 1000:.0f} s; prompts: "
-                             f"{page.evaluate(PROMPTS)}") from None
-    wait_kernel_idle(page, timeout_ms)
+                             f"{page.evaluate(PROMPTS)}; sessions: {sessions}") from None
+    wait_kernel_idle(page, lab, timeout_ms)
     prompts: list[str] = page.evaluate(PROMPTS)
     return prompts
 

@@ -69,7 +69,7 @@ def open_notebook(page: Any, lab: Lab, name: str, app: str = "lab") -> None:
         path = f"notebooks/{name}"
     page.goto(lab.url(path), wait_until="domcontentloaded", timeout=120_000)
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=120_000)
-    wait_kernel_idle(page)
+    wait_kernel_idle(page, lab)
 
 
 def shoot(page: Any, name: str) -> Path:
@@ -104,7 +104,7 @@ def assert_looks_right(page: Any, name: str, charts: int, limit_s: float = 90.0)
 @pytest.mark.parametrize("name", ["00_quickstart.ipynb", "20_anomaly_models.ipynb"])
 def test_notebook_runs_in_jupyterlab_with_every_chart_drawn(page: Any, lab: Lab, name: str) -> None:
     open_notebook(page, lab, name)
-    prompts = run_all(page)
+    prompts = run_all(page, lab)
     assert prompts and all(p.startswith("[") for p in prompts)
     assert_looks_right(page, name, CHARTS[name])
     # a live widget hides its static snapshot: every chart shows once
@@ -115,7 +115,7 @@ def test_notebook_runs_in_jupyterlab_with_every_chart_drawn(page: Any, lab: Lab,
 def test_live_notebook_keeps_updating_after_run_all(page: Any, lab: Lab) -> None:
     name = "10_live_dashboard.ipynb"
     open_notebook(page, lab, name)
-    run_all(page)
+    run_all(page, lab)
     assert_looks_right(page, name, CHARTS[name])
     chart = page.locator(".cl-chart-controls").first
     chart.scroll_into_view_if_needed()
@@ -143,21 +143,21 @@ def test_live_notebook_keeps_updating_after_run_all(page: Any, lab: Lab) -> None
 def test_chart_survives_reload_restart_and_reopening_without_kernel(page: Any, lab: Lab) -> None:
     name = "00_quickstart.ipynb"
     open_notebook(page, lab, name)
-    run_all(page)
+    run_all(page, lab)
     assert_looks_right(page, name, CHARTS[name])
     page.keyboard.press("Control+s")
     page.wait_for_timeout(1500)
     # A page reload: a new page, the same kernel; BokehJS comes back from the saved output.
     page.reload(wait_until="domcontentloaded")
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell", timeout=120_000)
-    wait_kernel_idle(page)
+    wait_kernel_idle(page, lab)
     assert_looks_right(page, f"{name} reloaded", CHARTS[name])
     # A kernel restart, then Run All again.
     run_menu(page, "Kernel", "Restart Kernel and Run All Cells")
     page.locator(".jp-Dialog-button.jp-mod-accept").click()
     page.wait_for_timeout(2000)
-    wait_kernel_idle(page, 300_000)
-    run_all(page)
+    wait_kernel_idle(page, lab, 300_000)
+    run_all(page, lab)
     assert_looks_right(page, f"{name} after a kernel restart", CHARTS[name])
     page.keyboard.press("Control+s")
     page.wait_for_timeout(1500)
@@ -175,6 +175,6 @@ def test_chart_survives_reload_restart_and_reopening_without_kernel(page: Any, l
 def test_notebook7_shows_the_chart(page: Any, lab: Lab) -> None:
     name = "00_quickstart.ipynb"
     open_notebook(page, lab, name, app="notebook7")
-    run_all(page)
+    run_all(page, lab)
     assert_looks_right(page, f"{name} in Notebook 7", CHARTS[name])
     shoot(page, "notebook7-00_quickstart")
