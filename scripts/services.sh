@@ -4,7 +4,9 @@
 # Usage: scripts/services.sh up|down|status|env
 #        scripts/services.sh start|stop kafka|postgres|redis
 #
-#   up      start the services (idempotent) and wait until each one answers
+#   up      start the services (idempotent) and wait until each one answers; fails at once,
+#           naming the port and its program, when a port is held by anything this script
+#           did not start (it never runs on another stack's servers)
 #   down    stop the services this script started (idempotent); data is kept
 #   start NAME / stop NAME
 #           start or stop one service this script manages (fault tests stop and restart
@@ -248,9 +250,57 @@ apt_install() { # apt_install PACKAGE...: install Debian packages, updating the 
   ((ok)) || die "apt-get could not install: $*"
 }
 
-port_free() { # port_free SERVICE PORT: fail early when another program holds the port
+port_holder() { # port_holder PORT -> "NAME (pid N)" of the program listening on PORT, if it can tell
+  local port="$1" line pid inode fd
+  if command -v ss >/dev/null 2>&1; then
+    line="$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n 1 || true)"
+    if [[ -n "$line" ]]; then
+      pid="${line##*pid=}"
+      line="${line#users:((\"}"
+      echo "${line%%\"*} (pid $pid)"
+      return 0
+    fi
+  fi
+  if command -v lsof >/dev/null 2>&1; then
+    line="$(lsof -nP -iTCP:"$port" -sTCP:LISTEN -Fpc 2>/dev/null | head -n 2 | tr '\n' ' ' || true)"
+    if [[ "$line" =~ ^p([0-9]+)\ c([^ ]+) ]]; then
+      echo "${BASH_REMATCH[2]} (pid ${BASH_REMATCH[1]})"
+      return 0
+    fi
+  fi
+  # No ss or lsof: the listening socket's inode in /proc/net/tcp*, then the process holding it.
+  inode="$(awk -v p="$(printf ':%04X' "$port")" '$4 == "0A" && substr($2, length($2) - 4) == p {print $10; exit}' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null || true)"
+  if [[ -n "$inode" ]]; then
+    for fd in /proc/[0-9]*/fd/*; do
+      if [[ "$(readlink "$fd" 2>/dev/null)" == "socket:[$inode]" ]]; then
+        pid="${fd#/proc/}"
+        pid="${pid%%/*}"
+        echo "$(cat "/proc/$pid/comm" 2>/dev/null || echo '?') (pid $pid)"
+        return 0
+      fi
+    done
+  fi
+  echo "a program this user cannot see"
+}
+
+port_var() { # port_var PORT -> the SERVICES_*_PORT variable that sets it
+  case "$1" in
+    "$KAFKA_PORT") echo SERVICES_KAFKA_PORT ;;
+    "$KAFKA_CONTROLLER_PORT") echo SERVICES_KAFKA_CONTROLLER_PORT ;;
+    "$PG_PORT") echo SERVICES_PG_PORT ;;
+    "$REDIS_PORT") echo SERVICES_REDIS_PORT ;;
+  esac
+}
+
+# port_free SERVICE PORT: fail at once when anything this script did not start holds the port,
+# answering as the service or not: tests must run on servers this script owns (it stops and
+# restarts them), and another stack's servers (a second clone, a developer's own) are not.
+port_free() {
   if tcp_open "$HOST" "$2"; then
-    die "$1: $HOST:$2 is already taken by another program (stop it, or pick another port with SERVICES_*_PORT)"
+    die "$1: port $2 on $HOST is held by $(port_holder "$2"), which scripts/services.sh did not start" \
+      "(from $STATE): stop it, or give $1 another port with $(port_var "$2")=PORT" \
+      "(and eval \"\$(scripts/services.sh env)\" with the same setting)"
   fi
 }
 
@@ -315,10 +365,6 @@ kafka_up_local() {
   if pidfile_alive "$pidfile" kafka.Kafka; then
     wait_for kafka "$LOCAL_KAFKA" "$logfile" "$(head -n 1 "$pidfile")"
     log "kafka: up at $LOCAL_KAFKA (pid $(head -n 1 "$pidfile"))"
-    return 0
-  fi
-  if probe kafka "$LOCAL_KAFKA"; then
-    log "kafka: something already answers at $LOCAL_KAFKA (not started by this script): using it"
     return 0
   fi
   port_free kafka "$KAFKA_PORT"
@@ -405,10 +451,6 @@ pg_up_local() {
     log "postgres: up at $LOCAL_STORE"
     return 0
   fi
-  if probe postgres "$LOCAL_STORE"; then
-    log "postgres: something already answers at $HOST:$PG_PORT (not started by this script): using it"
-    return 0
-  fi
   port_free postgres "$PG_PORT"
   if [[ ! -f "$data/PG_VERSION" ]]; then
     log "postgres: initdb in $data"
@@ -475,10 +517,6 @@ redis_up_local() {
   if pidfile_alive "$pidfile" redis-server; then
     wait_for redis "$LOCAL_REDIS" "$logfile"
     log "redis: up at $LOCAL_REDIS (pid $(head -n 1 "$pidfile"))"
-    return 0
-  fi
-  if probe redis "$LOCAL_REDIS"; then
-    log "redis: something already answers at $HOST:$REDIS_PORT (not started by this script): using it"
     return 0
   fi
   port_free redis "$REDIS_PORT"

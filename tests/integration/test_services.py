@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 import subprocess
+import tempfile
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -132,6 +137,114 @@ def test_external_urls_are_passed_through_and_only_checked() -> None:
     assert up.returncode != 0
     assert "redis" in up.stderr and "does not answer" in up.stderr
     assert "starting" not in up.stderr, "nothing may be started when a given URL is dead"
+
+
+#: What the fake Redis of :class:`PortHolder` answers (``+OK`` to anything else).
+REPLIES = {b"PING": b"+PONG\r\n", b"HELLO": b"%1\r\n$5\r\nproto\r\n:3\r\n"}
+
+
+class PortHolder:
+    """A listening socket on a fresh port of 127.0.0.1, in this process: silent, or answering
+    Redis commands (:data:`REPLIES`) like a Redis that another stack started."""
+
+    def __init__(self, *, answer_redis: bool = False) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._open = True
+        if answer_redis:
+            threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self._open:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _answer(conn: socket.socket) -> None:
+        with conn:
+            pending = b""
+            while chunk := conn.recv(4096):
+                pending += chunk
+                # one reply per complete command (an array of bulk strings)
+                while (m := re.match(rb"\*(\d+)\r\n", pending)) is not None:
+                    parts, rest = [], pending[m.end():]
+                    for _ in range(int(m[1])):
+                        b = re.match(rb"\$(\d+)\r\n", rest)
+                        if b is None or len(rest) < b.end() + int(b[1]) + 2:
+                            break
+                        parts.append(rest[b.end():b.end() + int(b[1])])
+                        rest = rest[b.end() + int(b[1]) + 2:]
+                    if len(parts) < int(m[1]):
+                        break  # incomplete: wait for more
+                    pending = rest
+                    conn.sendall(REPLIES.get(parts[0].upper(), b"+OK\r\n"))
+
+    def close(self) -> None:
+        self._open = False
+        self.sock.close()
+
+
+@pytest.fixture
+def fresh_state() -> Iterator[Path]:
+    """A services state directory of its own, which the postgres OS user can reach (else the
+    script would pick a directory derived from the checkout, shared with the dev servers')."""
+    path = Path(tempfile.mkdtemp(prefix="cl-services-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _held(holders: dict[str, PortHolder], state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run services.sh on the local backend with the given ports (nothing of the dev servers')."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTOLAB_", "SERVICES_"))}
+    env.update({f"SERVICES_{name}_PORT": str(h.port) for name, h in holders.items()})
+    env.update(SERVICES_BACKEND="local", SERVICES_DIR=str(state), SERVICES_WAIT_SECONDS="5")
+    proc = subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert "starting" not in proc.stderr, f"a server was started:\n{proc.stderr}"
+    return proc
+
+
+def _names_port_and_holder(proc: subprocess.CompletedProcess[str], service: str, port: int, var: str) -> None:
+    assert proc.returncode != 0, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("services: error:")]
+    assert line.startswith(f"services: error: {service}: port {port} on 127.0.0.1 is held by "), line
+    assert f"(pid {os.getpid()})" in line, line  # the program holding it: this test process
+    assert "did not start" in line and f"{var}=PORT" in line, line
+
+
+def test_up_fails_at_once_naming_a_port_held_by_a_program_it_did_not_start(fresh_state: Path) -> None:
+    holders = {name: PortHolder() for name in ("KAFKA", "KAFKA_CONTROLLER", "PG", "REDIS")}
+    try:
+        up = _held(holders, fresh_state, "up")
+        _names_port_and_holder(up, "kafka", holders["KAFKA"].port, "SERVICES_KAFKA_PORT")
+        for service, name in (("postgres", "PG"), ("redis", "REDIS")):
+            one = _held(holders, fresh_state, "start", service)
+            _names_port_and_holder(one, service, holders[name].port, f"SERVICES_{name}_PORT")
+    finally:
+        for h in holders.values():
+            h.close()
+    assert not list(fresh_state.rglob("*.pid")), "nothing may be started"
+
+
+def test_a_server_answering_on_its_port_is_not_taken_for_its_own(fresh_state: Path) -> None:
+    """Another stack's Redis answers PING on the port: `up` must refuse it, not use it (fault
+    tests stop and restart the servers they run on)."""
+    other = PortHolder(answer_redis=True)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=other.port, socket_timeout=5)
+        assert client.ping() is True  # it does answer like a Redis
+        client.close()
+        proc = _held({"REDIS": other}, fresh_state, "start", "redis")
+        _names_port_and_holder(proc, "redis", other.port, "SERVICES_REDIS_PORT")
+    finally:
+        other.close()
+    assert not (fresh_state / "redis" / "redis.pid").exists()
 
 
 def test_unknown_command_prints_usage() -> None:
