@@ -143,6 +143,16 @@ ENV_VARS: Final[dict[str, _Var]] = {
         "data_dir", "Where embedded databases, reports and outputs go", ".cryptolab"
     ),
     "CRYPTOLAB_LOG_LEVEL": _Var("log_level", "Logging level of the CLI (--log-level overrides)", "WARNING"),
+    "CRYPTOLAB_NOTEBOOKS_DIR": _Var(
+        "notebooks_dir",
+        "Notebooks folder searched after ./notebooks, before the copy shipped with cryptolab",
+        "",
+    ),
+    "CRYPTOLAB_PIPELINES_DIR": _Var(
+        "pipelines_dir",
+        "Pipelines folder used when there is no ./pipelines, before the copy shipped with cryptolab",
+        "",
+    ),
 }
 
 _KAFKA_OPTION_PREFIX: Final = "CRYPTOLAB_KAFKA_"
@@ -182,6 +192,8 @@ class Settings:
     coingecko_plan: str = "demo"
     data_dir: Path = Path(".cryptolab")
     log_level: str = "WARNING"
+    notebooks_dir: Path | None = None
+    pipelines_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -295,6 +307,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = parse_intervals(raw)
         elif key == "data_dir":
             out[key] = Path(raw)
+        elif key in ("notebooks_dir", "pipelines_dir"):
+            out[key] = Path(raw) if str(raw) else None
         elif key == "coingecko_plan":
             plan = str(raw).lower()
             if plan not in ("demo", "pro"):

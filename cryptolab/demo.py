@@ -205,7 +205,10 @@ def run_demo(
 
             outputs["report"] = render_report(store_url, out, interval="1m")
         except Exception as exc:  # the demo's data is still good
-            log.warning("market report was not rendered: %s", exc)
+            from cryptolab.extras import missing_extra_hint
+
+            hint = missing_extra_hint(exc, "it") if isinstance(exc, ModuleNotFoundError) else None
+            log.warning("market report was not rendered: %s", hint or exc)
     store.close()
     elapsed = time.perf_counter() - t0
     return DemoResult(

@@ -11,7 +11,8 @@ that raises becomes a :class:`NotebookRunError` (a
 source notebook and its source; the outputs are written all the same, so the
 failure can be read in the HTML.
 
-:func:`render_report` runs ``notebooks/reports/market_report.ipynb`` on a store.
+:func:`render_report` runs the market report (``reports/market_report.ipynb``, found by
+:func:`cryptolab.resources.find_notebook`) on a store.
 
 Examples
 --------
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cryptolab.errors import NotebookError, ValidationError
+from cryptolab.resources import REPORT, find_notebook, shipped_dir
 
 __all__ = [
     "NOTEBOOKS_DIR",
@@ -64,10 +66,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The project's notebooks (``<repo>/notebooks``).
-NOTEBOOKS_DIR: Final = Path(__file__).resolve().parent.parent / "notebooks"
-#: The market report run by :func:`render_report` and the daily pipeline.
-REPORT_NOTEBOOK: Final = NOTEBOOKS_DIR / "reports" / "market_report.ipynb"
+#: The notebooks shipped with cryptolab (``<repo>/notebooks`` in a checkout).
+NOTEBOOKS_DIR: Final = shipped_dir("notebooks")
+#: The shipped market report (:func:`render_report` runs the one :func:`find_notebook` finds).
+REPORT_NOTEBOOK: Final = NOTEBOOKS_DIR / REPORT
 
 _TYPE_NAMES: Final = {
     int: "int", float: "float", str: "str", bool: "bool", list: "list", tuple: "list",
@@ -554,7 +556,8 @@ def render_report(
 ) -> Path:
     """Render the market report of a store to HTML; return the HTML path.
 
-    Executes ``notebooks/reports/market_report.ipynb`` with papermill and
+    Executes the market report notebook (:func:`~cryptolab.resources.find_notebook`:
+    ``./notebooks``, ``CRYPTOLAB_NOTEBOOKS_DIR``, then the shipped copy) with papermill and
     writes ``<out_dir>/market_report.ipynb`` and ``<out_dir>/market_report.html``
     (outputs only, BokehJS inline).
 
@@ -586,7 +589,7 @@ def render_report(
         "store_url": store_url, "symbols": list(symbols) if symbols else None,
         "interval": interval, "start": _iso(start), "end": _iso(end), "sample": False,
     }
-    run = run_notebook(REPORT_NOTEBOOK, params, output_dir=out_dir, timeout=timeout, name=name,
+    run = run_notebook(find_notebook(REPORT), params, output_dir=out_dir, timeout=timeout, name=name,
                        hide_code=True)
     if run.html is None:  # pragma: no cover - HTML export failed and was logged
         raise NotebookError(f"the report ran but its HTML could not be written ({run.output})")

@@ -21,8 +21,13 @@ the outputs go::
     sample = false
 
 Relative ``notebook`` and ``output_dir`` paths are relative to the folder that
-holds ``pipelines/`` (the project root); the default output folder follows
-``CRYPTOLAB_DATA_DIR`` (relative to the current directory, like every setting). A string parameter that is exactly ``{scheduled}`` or
+holds ``pipelines/`` (the project root); a relative ``notebook`` that is not
+there is looked up like every notebook (:func:`cryptolab.resources.find_notebook`:
+``./notebooks``, ``CRYPTOLAB_NOTEBOOKS_DIR``, then the copy shipped with
+cryptolab). The default output folder follows
+``CRYPTOLAB_DATA_DIR`` (relative to the current directory, like every setting).
+Without a folder given, pipelines come from :func:`cryptolab.resources.pipelines_dir`
+(``./pipelines``, ``CRYPTOLAB_PIPELINES_DIR``, then the ones shipped with cryptolab). A string parameter that is exactly ``{scheduled}`` or
 ``{scheduled +/- <duration>}`` becomes an ISO-8601 UTC time, so a run
 rendered late still covers the window it was scheduled for.
 
@@ -65,6 +70,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptolab.errors import ConfigError, CryptolabError, NotebookError, ValidationError
 from cryptolab.models import iso_utc, parse_duration
+from cryptolab.resources import find_notebook, pipelines_dir, shipped_dir
 
 __all__ = [
     "PIPELINES_DIR",
@@ -79,8 +85,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The project's pipelines folder (``<repo>/pipelines``).
-PIPELINES_DIR: Final = Path(__file__).resolve().parent.parent / "pipelines"
+#: The pipelines shipped with cryptolab (``<repo>/pipelines`` in a checkout).
+PIPELINES_DIR: Final = shipped_dir("pipelines")
 RUN_LOG: Final = "runs.jsonl"
 
 _KEYS: Final = frozenset({
@@ -200,7 +206,10 @@ def load_pipeline(
             raise ConfigError(f"{where}: {key} must be true or false, got {flag!r}")
     root = _project_root(p)
     notebook = Path(raw["notebook"])
-    notebook = notebook if notebook.is_absolute() else root / notebook
+    try:
+        notebook = find_notebook(notebook, root=root)
+    except NotebookError:  # named below when check_notebook
+        notebook = notebook if notebook.is_absolute() else root / notebook
     if "output_dir" in raw:
         out = Path(str(raw["output_dir"]))
         out = out if out.is_absolute() else root / out
@@ -236,14 +245,14 @@ def load_pipelines(
     data_dir: str | Path | None = None,
     check_notebook: bool = True,
 ) -> list[Pipeline]:
-    """Every ``*.toml`` pipeline of a folder (default: the project's ``pipelines/``), by name.
+    """Every ``*.toml`` pipeline of a folder (default: :func:`~cryptolab.resources.pipelines_dir`), by name.
 
     Raises
     ------
     ConfigError
         For the first invalid file (name and reason), or a missing folder.
     """
-    d = Path(directory) if directory is not None else PIPELINES_DIR
+    d = Path(directory) if directory is not None else pipelines_dir()
     if not d.is_dir():
         raise ConfigError(f"no pipelines folder at {d}")
     return [load_pipeline(f, data_dir=data_dir, check_notebook=check_notebook)

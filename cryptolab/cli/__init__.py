@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from cryptolab.errors import CryptolabError
+from cryptolab.extras import installed_version, missing_extra_hint
 
 __all__ = ["build_parser", "main"]
 
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Real-time crypto market analytics: ticks -> Kafka -> candles -> store, cache, alerts.",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--version", action="version", version=f"cryptolab {installed_version()}",
+                        help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -51,6 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = args.func(args)
     except CryptolabError as exc:
         print(f"cryptolab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional extra is not installed: say which one
+        hint = missing_extra_hint(exc, f"cryptolab {args.command}")
+        if hint is None:
+            raise
+        print(hint, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -25,7 +25,8 @@ def register(sub: Any) -> None:
         ),
     )
     p.add_argument("--dir", type=Path, default=None,
-                   help="pipelines folder (default: the project's pipelines/)")
+                   help="pipelines folder (default: ./pipelines, else $CRYPTOLAB_PIPELINES_DIR, "
+                        "else the pipelines shipped with cryptolab)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     ls = actions.add_parser("list", help="show every pipeline, its next run and last status")
@@ -62,9 +63,10 @@ def run(args: argparse.Namespace) -> int:  # pragma: no cover - dispatch is via 
 
 def _load_all(directory: Path | None) -> tuple[list[Any], list[tuple[Path, str]]]:
     from cryptolab.errors import ConfigError
-    from cryptolab.schedules import PIPELINES_DIR, load_pipeline
+    from cryptolab.resources import pipelines_dir
+    from cryptolab.schedules import load_pipeline
 
-    d = directory or PIPELINES_DIR
+    d = directory or pipelines_dir()
     if not d.is_dir():
         raise ConfigError(f"no pipelines folder at {d}")
     good, bad = [], []

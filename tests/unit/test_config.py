@@ -32,6 +32,8 @@ FULL_ENV = {
     "CRYPTOLAB_COINGECKO_PLAN": "PRO",
     "CRYPTOLAB_DATA_DIR": "/var/lib/cryptolab",
     "CRYPTOLAB_LOG_LEVEL": "debug",
+    "CRYPTOLAB_NOTEBOOKS_DIR": "/srv/notebooks",
+    "CRYPTOLAB_PIPELINES_DIR": "/srv/pipelines",
 }
 
 
@@ -57,6 +59,7 @@ def test_every_variable_is_parsed_to_its_type() -> None:
     assert s.coingecko_plan == "pro"
     assert s.data_dir == Path("/var/lib/cryptolab")
     assert s.log_level == "DEBUG"
+    assert (s.notebooks_dir, s.pipelines_dir) == (Path("/srv/notebooks"), Path("/srv/pipelines"))
     assert s.kafka_options == {}
 
 
