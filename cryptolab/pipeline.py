@@ -754,8 +754,9 @@ class CandlePipeline:
             return
         if end.waiting_since is None:
             end.waiting_since, end.said_at = now, now - _END_SAY_S + 1.0  # first said after 1 s
-        if not self._assigned:  # the group is (re)balancing: that is not time lost
-            end.moved_at = now
+        if not self._assigned:  # the group is (re)balancing: that is not time lost, and who
+            end.moved_at = now  # holds which partition is not known yet: nothing to say
+            return
         if now - end.moved_at >= end.wait_s:
             end.gave_up = True
         elif now - end.said_at >= _END_SAY_S:

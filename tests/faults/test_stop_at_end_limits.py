@@ -96,3 +96,19 @@ def test_a_member_never_closes_the_partitions_a_live_member_holds(
     assert held and err.value.partitions == held, (err.value, held)
     assert "held by other members" in str(err.value)
     _complete(s, store, reference)
+
+
+def test_a_member_not_yet_assigned_does_not_say_others_hold_partitions(
+    stream: tuple[list[tuple[bytes, bytes]], pd.DataFrame], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the group is still assigning, no member holds anything yet: a lone ``stop_at_end``
+    run must not report partitions "held by other members" (it used to, on every run)."""
+    records, reference = stream
+    s = _topic(tmp_path, records)
+    store = Store(f"sqlite:///{tmp_path / 'alone.db'}")
+    store.init()
+    with caplog.at_level("INFO", logger="cryptolab.pipeline"):
+        _complete(s, store, reference)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("assigned partitions" in m for m in said), said  # the run did join the group
+    assert not [m for m in said if "held by other members" in m], said
