@@ -4,8 +4,12 @@
 purpose, and a few malformed records) at full speed through the production
 path: :class:`~cryptolab.producer.TickProducer` -> Kafka (the in-process mock
 cluster unless ``CRYPTOLAB_KAFKA_BOOTSTRAP`` is set) ->
-:class:`~cryptolab.pipeline.CandlePipeline` -> store (SQLite unless
-``CRYPTOLAB_STORE_URL`` is set) and cache, then summarises what it wrote.
+:class:`~cryptolab.pipeline.CandlePipeline` -> the store every command and
+:func:`cryptolab.history` read (the embedded SQLite file
+``<data_dir>/cryptolab.db`` unless ``CRYPTOLAB_STORE_URL`` is set) and cache,
+then summarises what it wrote. Each run first forgets what the demo wrote last
+time (its symbols over its span, recorded in ``<data_dir>/demo-runs.json``) and
+what it is about to write, so the same arguments give the same store contents.
 
 :class:`LiveDemo` runs the same path in background threads, paced in real
 time (times ``speed``), so live charts have something to show.
@@ -13,6 +17,7 @@ time (times ``speed``), so live charts have something to show.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -25,20 +30,23 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from confluent_kafka import Producer
 
-from cryptolab.config import Settings
+from cryptolab.config import Settings, redact_url
 from cryptolab.kafka import producer_config
-from cryptolab.models import Alert, Tick
+from cryptolab.models import Alert, Tick, parse_interval
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Sequence
 
     from cryptolab.sources.synthetic import Injection
+    from cryptolab.store import Store
 
 __all__ = ["DemoResult", "LiveDemo", "live_injections", "run_demo"]
 
 log = logging.getLogger(__name__)
 
 _MINUTE = 60_000
+#: Where the demo's first tick is: a whole minute, 2023-11-14 22:14 UTC.
+DEMO_START_MS: Final = 1_700_000_040_000
 
 
 @dataclass
@@ -81,30 +89,54 @@ class DemoResult:
             )
         lines += [
             f"throughput       produce {self.ticks / self.produce_s:,.0f} ticks/s, consume {self.ticks_per_s:,.0f} ticks/s (total {self.elapsed_s:.1f}s)",
-            f"store            {self.store_url}",
+            f"store            {redact_url(self.store_url)}",
         ]
         for name, path in self.outputs.items():
             lines.append(f"{name:<16} {path}")
         return "\n".join(lines)
 
 
-def _demo_settings(
-    settings: Settings | None, out_dir: Path, db_name: str = "demo.db"
-) -> tuple[Settings, str]:
+def _demo_settings(settings: Settings | None, out_dir: Path, db_name: str) -> tuple[Settings, str]:
+    """Settings of a live demo: a SQLite file of its own (unless a store is configured)."""
     s = settings or Settings.from_env()
-    overrides: dict[str, Any] = {}
     if not s.store_url:
         db = out_dir / db_name
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(str(db) + suffix).unlink(missing_ok=True)
-        overrides["store_url"] = f"sqlite:///{db.as_posix()}"
+        s = replace(s, store_url=f"sqlite:///{db.as_posix()}")
+    s = _own_topic(s)
+    return s, s.resolved_store_url()
+
+
+def _own_topic(s: Settings) -> Settings:
     # a broker (even the embedded one, which lives as long as this process) may hold
     # older runs: use a topic and group of our own
     run = uuid.uuid4().hex[:8]
-    overrides["topic"] = f"{s.topic}.demo.{run}"
-    overrides["group"] = f"{s.group}.demo.{run}"
-    s = replace(s, **overrides)
-    return s, s.resolved_store_url()
+    return replace(s, topic=f"{s.topic}.demo.{run}", group=f"{s.group}.demo.{run}")
+
+
+def _forget_last_run(store: Store, base: Settings, symbols: list[str], span: tuple[int, int]) -> None:
+    """Forget what the last demo wrote to this store and what this one is about to write.
+
+    The last run's symbols and span are kept in ``<data_dir>/demo-runs.json``, by store
+    URL (passwords hidden); its consumer progress goes too (groups ``<group>.demo.*``).
+    """
+    record = base.data_dir / "demo-runs.json"
+    key = store.url
+    try:
+        runs: dict[str, Any] = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        runs = {}
+    last = runs.get(key) if isinstance(runs, dict) else None
+    if not isinstance(runs, dict):
+        runs = {}
+    if isinstance(last, dict):
+        store.forget([str(x) for x in last.get("symbols", [])], int(last.get("start_ms", 0)),
+                     int(last.get("end_ms", 0)))
+    store.forget(symbols, *span, group_prefix=f"{base.group}.demo.")
+    runs[key] = {"symbols": symbols, "start_ms": span[0], "end_ms": span[1]}
+    base.data_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
 
 
 def run_demo(
@@ -139,25 +171,84 @@ def run_demo(
     """
     from cryptolab.cache import MemoryCache, open_cache
     from cryptolab.pipeline import CandlePipeline
-    from cryptolab.producer import TickProducer
     from cryptolab.sources.synthetic import Injection, SyntheticMarket, synthetic_symbols
     from cryptolab.store import Store
+    from cryptolab.tally import RunTally
 
     base = settings or Settings.from_env()
     out = Path(out_dir) if out_dir is not None else base.data_dir / "demo"
     out.mkdir(parents=True, exist_ok=True)
-    s, store_url = _demo_settings(base, out)
-    start_ms = 1_700_000_040_000  # a whole minute, 2023-11-14 22:14 UTC
+    s = _own_topic(base)
+    store_url = s.resolved_store_url()
+    start_ms = DEMO_START_MS
     duration_ms = int(hours * 3_600_000)
     spike_at = start_ms + (duration_ms * 2 // 3) // _MINUTE * _MINUTE
+    names = synthetic_symbols(symbols)
     market = SyntheticMarket(
-        symbols=symbols, seed=seed, start_ms=start_ms, duration_ms=duration_ms,
+        symbols=names, seed=seed, start_ms=start_ms, duration_ms=duration_ms,
         ticks_per_second=ticks_per_second,
-        injections=[Injection(symbol=synthetic_symbols(symbols)[0], at_ms=spike_at, kind="spike", magnitude=0.10)],
+        injections=[Injection(symbol=names[0], at_ms=spike_at, kind="spike", magnitude=0.10)],
     )
     market.write_labels(out / "ticks.labels.json")
+    # every window a demo tick falls in starts in [first, start + duration)
+    span = (min(start_ms // parse_interval(i) * parse_interval(i) for i in s.intervals),
+            start_ms + duration_ms)
 
+    store = Store.from_settings(s)
+    store.init()
+    _forget_last_run(store, base, names, span)
     t0 = time.perf_counter()
+    produced = _produce(s, market, progress)
+    produce_s = time.perf_counter() - t0
+
+    cache = open_cache(s) if s.redis_url else MemoryCache("default")
+    tally = RunTally()
+    pipeline = CandlePipeline(s, store=store, cache=cache, on_commit=tally.on_commit)
+    t1 = time.perf_counter()
+    stats = pipeline.run(stop_at_end=True)
+    consume_s = time.perf_counter() - t1
+
+    outputs: dict[str, Path] = {}
+    if store_url.startswith("sqlite:///"):
+        outputs["database"] = Path(store_url[len("sqlite:///"):])
+    outputs["candles csv"] = out / "candles.csv"
+    store.export_candles(outputs["candles csv"], start=span[0], end=span[1])
+    outputs["alerts csv"] = out / "alerts.csv"
+    store.export_alerts(outputs["alerts csv"], start=span[0], end=span[1])
+    outputs["labels"] = out / "ticks.labels.json"
+    if report:
+        try:
+            from cryptolab.notebooks import render_report
+
+            outputs["report"] = render_report(store_url, out, symbols=names, interval="1m",
+                                              start=span[0], end=span[1])
+        except Exception as exc:  # the demo's data is still good
+            from cryptolab.extras import missing_extra_hint
+
+            hint = missing_extra_hint(exc, "it") if isinstance(exc, ModuleNotFoundError) else None
+            log.warning("market report was not rendered: %s", hint or exc)
+    store.close()
+    elapsed = time.perf_counter() - t0
+    return DemoResult(
+        ticks=produced,
+        dead_letters=stats.dead_letters,
+        candles=tally.candles(s.intervals),
+        alerts=len(tally.alerts),
+        alert_examples=sorted(tally.alerts, key=lambda a: -a.score)[:5],
+        produce_s=produce_s,
+        consume_s=consume_s,
+        elapsed_s=elapsed,
+        ticks_per_s=stats.ticks / consume_s if consume_s > 0 else 0.0,
+        store_url=store_url,
+        outputs=outputs,
+        injected=market.labels,
+    )
+
+
+def _produce(s: Settings, market: Any, progress: bool) -> int:
+    """Send the market's ticks, then three malformed records; return the ticks delivered."""
+    from cryptolab.producer import TickProducer
+
     bad_records = [
         b'{"v":1,"symbol":"BTC-USD","ts":1700000100000,"price":-5.0}',
         b"this is not JSON",
@@ -174,57 +265,9 @@ def run_demo(
         produced = producer.stats.delivered
     raw = Producer(producer_config(s))
     for i, rec in enumerate(bad_records):
-        raw.produce(s.topic, key=f"BAD{i}".encode(), value=rec, timestamp=start_ms)
+        raw.produce(s.topic, key=f"BAD{i}".encode(), value=rec, timestamp=DEMO_START_MS)
     raw.flush(30)
-    produce_s = time.perf_counter() - t0
-
-    store = Store(store_url)
-    store.init()
-    cache = open_cache(s) if s.redis_url else MemoryCache("default")
-    pipeline = CandlePipeline(s, store=store, cache=cache)
-    t1 = time.perf_counter()
-    stats = pipeline.run(stop_at_end=True)
-    consume_s = time.perf_counter() - t1
-
-    counts: dict[str, int] = {}
-    for c in store.candles():
-        counts[c.interval] = counts.get(c.interval, 0) + 1
-    ordered = {k: counts[k] for k in s.intervals if k in counts}
-    alerts = store.alert_list()
-    outputs: dict[str, Path] = {}
-    if store_url.startswith("sqlite:///"):
-        outputs["database"] = Path(store_url[len("sqlite:///"):])
-    outputs["candles csv"] = out / "candles.csv"
-    store.export_candles(outputs["candles csv"])
-    outputs["alerts csv"] = out / "alerts.csv"
-    store.export_alerts(outputs["alerts csv"])
-    outputs["labels"] = out / "ticks.labels.json"
-    if report:
-        try:
-            from cryptolab.notebooks import render_report
-
-            outputs["report"] = render_report(store_url, out, interval="1m")
-        except Exception as exc:  # the demo's data is still good
-            from cryptolab.extras import missing_extra_hint
-
-            hint = missing_extra_hint(exc, "it") if isinstance(exc, ModuleNotFoundError) else None
-            log.warning("market report was not rendered: %s", hint or exc)
-    store.close()
-    elapsed = time.perf_counter() - t0
-    return DemoResult(
-        ticks=produced,
-        dead_letters=stats.dead_letters,
-        candles=ordered,
-        alerts=len(alerts),
-        alert_examples=sorted(alerts, key=lambda a: -a.score)[:5],
-        produce_s=produce_s,
-        consume_s=consume_s,
-        elapsed_s=elapsed,
-        ticks_per_s=stats.ticks / consume_s if consume_s > 0 else 0.0,
-        store_url=store_url,
-        outputs=outputs,
-        injected=market.labels,
-    )
+    return produced
 
 
 #: How far ahead (simulated) :class:`LiveDemo` schedules its spikes and crashes.
@@ -308,7 +351,7 @@ class LiveDemo:
         out.mkdir(parents=True, exist_ok=True)
         # a database file of its own: two live markets (a notebook and a dashboard, say)
         # must never write to the same SQLite file
-        s, _ = _demo_settings(base, out, db_name=f"live-{os.getpid()}-{uuid.uuid4().hex[:8]}.db")
+        s, _ = _demo_settings(base, out, f"live-{os.getpid()}-{uuid.uuid4().hex[:8]}.db")
         # the simulated market runs ahead of the wall clock at speed > 1 (a day ahead after
         # 24 minutes at speed 60): lift the clock-skew bound, or its ticks become dead letters
         self.settings = replace(s, idle_timeout_ms=0, out_of_orderness_ms=0, max_clock_skew_ms=0)

@@ -1440,6 +1440,44 @@ class Store:
             stmt = sa.select(sa.func.count()).select_from(late_ticks_table)
             return int(conn.execute(stmt).scalar_one())
 
+    def forget(
+        self, symbols: Sequence[str], start: TimeLike, end: TimeLike, *, group_prefix: str | None = None
+    ) -> int:
+        """Delete what runs wrote for ``symbols`` in ``[start, end)``; return the candles deleted.
+
+        In one transaction: the candles and alerts whose ``window_start``, and the too-late
+        ticks whose ``ts_ms``, fall in ``[start, end)``; with ``group_prefix``, also the
+        consumer progress of every group whose id starts with it. The demo uses it to
+        start again from a clean slate in a shared store.
+
+        Examples
+        --------
+        >>> from cryptolab.models import Candle
+        >>> with Store("sqlite://") as s:
+        ...     s.init()
+        ...     _ = s.commit_batch(group="g", topic="t", candles=[Candle(
+        ...         symbol="BTC-USD", interval="1m", window_start=60_000 * m, window_end=60_000 * (m + 1),
+        ...         open=1, high=1, low=1, close=1, volume=0, vwap=None, trades=1, first_ts=0,
+        ...         last_ts=0, high_ts=0, low_ts=0, final=True) for m in range(3)])
+        ...     s.forget(["BTC-USD"], 60_000, 180_000), len(s.candles())
+        (2, 1)
+        """
+        lo, hi = to_ms(start, "start"), to_ms(end, "end")
+        names = list(symbols)
+        deleted = 0
+        with self._errors("forget"), self._write() as conn:
+            for table, col in ((candles_table, "window_start"), (alerts_table, "window_start"),
+                               (late_ticks_table, "ts_ms")):
+                t = table.c[col]
+                result = conn.execute(sa.delete(table).where(
+                    table.c.symbol.in_(names), t >= lo, t < hi))
+                if table is candles_table:
+                    deleted = int(result.rowcount or 0)
+            if group_prefix:
+                conn.execute(sa.delete(progress_table).where(
+                    progress_table.c.group_id.startswith(group_prefix, autoescape=True)))
+        return deleted
+
     # ---------------------------------------------------------------- exports
 
     def export_candles(

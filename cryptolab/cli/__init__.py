@@ -3,6 +3,11 @@
 Each subcommand lives in its own module in this package and exposes
 ``register(subparsers)``; modules are discovered automatically, so adding a
 command means adding a module. Run ``cryptolab --help`` for the list.
+
+:func:`main` is the one place where errors become exit codes: a
+:class:`~cryptolab.errors.CryptolabError` is one line on standard error and exit
+code 2; a reader that closes the pipe early (``cryptolab export ... | head``)
+ends the command quietly with 141, the status of a Unix tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from collections.abc import Sequence
 from cryptolab.errors import CryptolabError
 from cryptolab.extras import installed_version, missing_extra_hint
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "build_parser", "main"]
+
+#: Exit status when standard output is a pipe closed by its reader (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     except CryptolabError as exc:
         print(f"cryptolab {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -61,9 +70,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(hint, file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         return 130
     return int(code or 0)
+
+
+def _discard_stdout() -> None:
+    """Point standard output at the null device, so that nothing more fails on the closed pipe.
+
+    The recipe of Python's documentation (``signal``, "Note on SIGPIPE"): the
+    interpreter flushes standard output again when it exits.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a non-file (tests)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from cryptolab.cli._common import settings_from_args
+from cryptolab.cli._common import GET_DATA, settings_from_args, sqlite_file
 
 __all__ = ["register", "run"]
 
@@ -40,13 +37,6 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _sqlite_file(url: str) -> Path | None:
-    u = sa.make_url(url)
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-        return None
-    return Path(u.database)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``db init`` or ``db info``; return the exit code."""
     from cryptolab.store import Store
@@ -59,11 +49,14 @@ def run(args: argparse.Namespace) -> int:
                   f"dialect {store.dialect}, TimescaleDB hypertable: {'yes' if store.timescale else 'no'}")
         return 0
     url = settings.resolved_store_url()
-    path = _sqlite_file(url)
+    store = Store(url)  # a malformed URL is a one-line error, before anything is created
+    path = sqlite_file(url)
     if path is not None and not path.exists():
-        print(f"cryptolab db info: no database at {path} (run `cryptolab db init`)", file=sys.stderr)
+        store.close()
+        print(f"cryptolab db info: no database at {path} (`cryptolab demo` or `cryptolab replay "
+              "FILE` writes one there; `cryptolab db init` creates an empty one)", file=sys.stderr)
         return 1
-    with Store(url) as store:
+    with store:
         info = store.info()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -76,7 +69,7 @@ def _print_info(info: dict[str, Any]) -> None:
     print(f"store       {info['url']}")
     print(f"dialect     {info['dialect']} (TimescaleDB hypertable: {'yes' if info['timescale'] else 'no'})")
     if info["schema_version"] is None:
-        print("schema      not initialised (run `cryptolab db init`)")
+        print(f"schema      not initialised (`cryptolab db init` creates the tables; {GET_DATA})")
         return
     print(f"schema      v{info['schema_version']}")
     print(f"rows        candles {info['candles']:,}  alerts {info['alerts']:,}  "

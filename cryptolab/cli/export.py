@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from cryptolab.cli._common import settings_from_args
+from cryptolab.cli._common import open_existing_store, settings_from_args
 
 __all__ = ["register", "run"]
 
@@ -37,10 +37,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export; print the row count to standard error; return the exit code."""
-    from cryptolab.store import Store
-
     settings = settings_from_args(args)
-    with Store.from_settings(settings) as store:
+    with open_existing_store(settings) as store:
         target: Any = sys.stdout if args.out == "-" else args.out
         kwargs = {"symbol": args.symbol, "interval": args.interval, "start": args.start, "end": args.end}
         if args.what == "candles":

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+
 import pandas as pd
 
 from cryptolab.batch import candles_from_ticks, candles_to_frame
@@ -51,3 +56,57 @@ def test_demo_cli_prints_summary(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     for word in ("ticks", "candles", "1m:", "alerts", "throughput", "store", "candles csv"):
         assert word in out
+
+
+def _demo(*flags: str) -> None:
+    assert main(["demo", "--hours", "0.25", "--no-report", *flags]) == 0
+
+
+def test_after_the_demo_every_command_reads_its_candles_with_no_flags(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # one empty directory, no CRYPTOLAB_* variables
+    _demo()
+    summary = capsys.readouterr().out
+    assert "store            sqlite:///.cryptolab/cryptolab.db" in summary
+
+    assert main(["db", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    series = {(s["symbol"], s["interval"]): s["candles"] for s in info["series"]}
+    demo_1m = int(re.search(r"1m: (\d+)", summary).group(1))
+    assert sum(n for (_, i), n in series.items() if i == "1m") == demo_1m > 0
+    assert info["candles"] == sum(int(n) for n in re.findall(r"\dm: (\d+)", summary))
+
+    assert main(["export", "candles", "--out", "-"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("symbol,interval,window_start") and len(lines) == info["candles"] + 1
+    assert lines[1].split(",")[0] in {s for s, _ in series}
+
+    # the Python API, in a fresh interpreter in the same directory, with no arguments
+    code = "import cryptolab; print(len(cryptolab.history('BTC-USD', '1m')))"
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(got.stdout) == series[("BTC-USD", "1m")] > 0
+
+
+def test_the_demo_gives_the_same_store_run_after_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    export = tmp_path / "all.csv"
+
+    def store_contents() -> tuple[str, str]:
+        assert main(["export", "candles", "--out", str(export)]) == 0
+        candles = export.read_text()
+        assert main(["export", "alerts", "--out", str(export)]) == 0
+        return candles, export.read_text()
+
+    _demo()
+    first_summary = capsys.readouterr().out
+    first = store_contents()
+    _demo("--hours", "0.5", "--seed", "3", "--symbols", "6")  # longer, other prices, one more symbol
+    second = store_contents()
+    _demo()
+    capsys.readouterr()
+    again = store_contents()
+    assert second != first
+    assert again == first
+    assert main(["db", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert len({p["group"] for p in info["progress"]}) == 1  # the consumer progress of the last run only
+    assert len(first[1].splitlines()) - 1 == int(re.search(r"alerts +(\d+)", first_summary).group(1))
