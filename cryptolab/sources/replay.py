@@ -72,6 +72,7 @@ cryptolab.errors.ValidationError: invalid 'price': ...t.csv:3: not a number: 'oo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -103,16 +104,8 @@ from cryptolab.sources import (
     loads_lenient,
 )
 
-__all__ = [
-    "FORMATS",
-    "Replay",
-    "TsUnit",
-    "bar_to_ticks",
-    "detect_format",
-    "detect_ts_unit",
-    "parse_number",
-    "parse_ts",
-]
+__all__ = ["FORMATS", "Replay", "TsUnit", "bar_to_ticks", "detect_format", "detect_ts_unit",
+           "parse_number", "parse_ts"]
 
 log = logging.getLogger(__name__)
 
@@ -641,29 +634,31 @@ class Replay:
 
     # -- klines ---------------------------------------------------------------------
 
-    def _klines(self, on_reject: RejectHandler | None) -> Iterator[Tick]:
-        symbol = self._need_symbol()
+    def _kline_rows(self) -> Iterable[tuple[str, Any]]:
         path = str(self.path)
-        rows: Iterable[tuple[str, Any]]
         if self.path.suffix.lower() == ".json" or self.path.read_bytes()[:64].lstrip().startswith(b"["):
             data = self._load_json()
             if not isinstance(data, list):
                 raise ValidationError("record", f"{path}: klines JSON must be an array of arrays")
-            rows = ((f"{path}: [{i}]", k) for i, k in enumerate(data))
-        else:
-            rows = self._csv_rows()
+            return ((f"{path}: [{i}]", k) for i, k in enumerate(data))
+        return self._csv_rows()
+
+    @staticmethod
+    def _kline_times(k: Any, unit: TsUnit | None) -> tuple[int, int, TsUnit]:
+        """A kline's open and close times, and the unit (detected from it when ``None``)."""
+        if not isinstance(k, list) or len(k) < 7:
+            raise ValidationError("record", "a kline is an array of at least 7 fields")
+        if unit is None:
+            is_int = isinstance(k[0], int) and not isinstance(k[0], bool)
+            unit = "ms" if is_int else detect_ts_unit(parse_number(k[0], "open_time"))
+        return parse_ts(k[0], unit, "open_time"), parse_ts(k[6], unit, "close_time"), unit
+
+    def _klines(self, on_reject: RejectHandler | None) -> Iterator[Tick]:
+        symbol = self._need_symbol()
         unit = self.ts_unit
-        for where, k in rows:
+        for where, k in self._kline_rows():
             try:
-                if not isinstance(k, list) or len(k) < 7:
-                    raise ValidationError("record", "a kline is an array of at least 7 fields")
-                if unit is None:
-                    unit = "ms" if isinstance(k[0], int) and not isinstance(k[0], bool) else None
-                    if unit is None:
-                        first = parse_number(k[0], "open_time")
-                        unit = detect_ts_unit(first)
-                open_ms = parse_ts(k[0], unit, "open_time")
-                close_ms = parse_ts(k[6], unit, "close_time")
+                open_ms, close_ms, unit = self._kline_times(k, unit)
                 interval = self.interval_ms or (close_ms + 1 - open_ms)
                 ticks = bar_to_ticks(
                     symbol=symbol, start_ms=open_ms, interval_ms=interval,
@@ -693,7 +688,8 @@ class Replay:
         except ValueError as exc:
             raise ValidationError("record", f"{self.path}: not valid JSON: {exc}") from None
 
-    def _bars(self, on_reject: RejectHandler | None) -> Iterator[Tick]:
+    def _bar_list(self) -> tuple[list[Any], str, object]:
+        """The file's bars, the key they are under (``""`` for a bare list) and its ``name``."""
         data = self._load_json()
         path = str(self.path)
         name: object = None
@@ -707,13 +703,10 @@ class Replay:
             bars, label = data, ""
         if not isinstance(bars, list):
             raise ValidationError("record", f"{path}: the bars must be a JSON list")
-        found = None
-        if isinstance(name, str):
-            m = re.match(r"([A-Za-z0-9]+)[/-]([A-Za-z0-9]+)", name)
-            if m:
-                found = f"{m.group(1).upper()}-{m.group(2).upper()}"
-        symbol = self._need_symbol(found)
-        # Window starts (for the interval) from the bars that parse.
+        return bars, label, name
+
+    def _bars_interval(self, bars: list[Any], name: object) -> int:
+        # from the window starts of the bars that parse
         starts: list[int] = []
         for b in bars[:1000]:
             try:
@@ -723,8 +716,45 @@ class Replay:
         interval = self.interval_ms or _interval_from_name(name) or _mode_gap(starts)
         if interval is None:
             raise ValidationError(
-                "interval", f"{path}: cannot tell the bar interval; pass interval= (--interval)"
+                "interval", f"{self.path}: cannot tell the bar interval; pass interval= (--bar-interval)"
             )
+        return interval
+
+    def bar_interval(self) -> int | None:
+        """The interval of a ``bars`` or ``klines`` file's bars in ms (``None`` for other formats).
+
+        A bar becomes four ticks inside it, so only candles at multiples of this
+        interval are whole bars; finer ones are artefacts of the split.
+
+        Examples
+        --------
+        >>> import json, pathlib, tempfile
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "eth.json"
+        >>> _ = p.write_text(json.dumps({"name": "ETH/USD_PT5M@binance", "ohlc": []}))
+        >>> Replay(p).bar_interval(), Replay(p, interval="4h").bar_interval()
+        (300000, 14400000)
+        """
+        if self.format == "bars":
+            bars, _label, name = self._bar_list()
+            return self._bars_interval(bars, name)
+        if self.format != "klines" or self.interval_ms is not None:
+            return self.interval_ms if self.format == "klines" else None
+        for _where, k in self._kline_rows():  # the first kline that parses
+            with contextlib.suppress(ValidationError):
+                open_ms, close_ms, _unit = self._kline_times(k, self.ts_unit)
+                return close_ms + 1 - open_ms
+        return None
+
+    def _bars(self, on_reject: RejectHandler | None) -> Iterator[Tick]:
+        bars, label, name = self._bar_list()
+        path = str(self.path)
+        found = None
+        if isinstance(name, str):
+            m = re.match(r"([A-Za-z0-9]+)[/-]([A-Za-z0-9]+)", name)
+            if m:
+                found = f"{m.group(1).upper()}-{m.group(2).upper()}"
+        symbol = self._need_symbol(found)
+        interval = self._bars_interval(bars, name)
         for i, b in enumerate(bars):
             where = f"{path}: {label}[{i}]" if label else f"{path}: [{i}]"
             try:
