@@ -18,14 +18,17 @@ def register(sub: Any) -> None:
         description=(
             "Plays a seeded synthetic market (with a +10% spike injected on purpose and a few "
             "malformed records) at full speed through producer, Kafka, windowing consumer, store "
-            "and cache. Uses the embedded defaults unless CRYPTOLAB_* service variables are set."
+            "and cache. Uses the embedded defaults unless CRYPTOLAB_* service variables are set. "
+            "Writes the default store that every command reads (forgetting the previous demo's "
+            "data there first, so runs are reproducible)."
         ),
     )
     p.add_argument("--symbols", type=int, default=5, help="number of symbols (default 5)")
     p.add_argument("--hours", type=float, default=2.0, help="simulated hours (default 2)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     p.add_argument("--rate", type=float, default=25.0, help="simulated ticks per second across symbols")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default .cryptolab/demo)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder of the CSVs, labels and report (default .cryptolab/demo)")
     p.add_argument("--no-report", action="store_true", help="skip rendering the HTML market report")
     p.set_defaults(func=run)
 
