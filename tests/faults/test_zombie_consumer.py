@@ -9,13 +9,16 @@ While A is frozen, Kafka's coordinator expires its session (10 s,
 ``session.timeout.ms`` in :func:`cryptolab.kafka.consumer_config`) and hands
 its partitions to member B, and PostgreSQL ends A's silent transaction
 (``idle_in_transaction_session_timeout``, set by :class:`cryptolab.store.Store`),
-which releases the rows B's commits need. When A is resumed it still believes
+which releases the rows B's commits need. (A stays frozen until PostgreSQL has ended that
+transaction: B may move partitions A's transaction never locked sooner, and an A woken
+before the timeout would simply finish a commit whose fence had passed, fencing B instead:
+correct too, but not the mechanism this test is about.) When A is resumed it still believes
 it owns the partitions: its commit is retried and must be refused by the fence
 (the stored offset is B's, not the one A expects), A drops its state and
 re-reads progress, and nothing it computed before the freeze reaches the store.
 
-Checked: the run ends equal to the uninterrupted run and the batch reference,
-and A's summary line reports the fenced commit (``1 fenced``).
+Checked: the run ends equal to the uninterrupted run and the batch reference (the
+invariant), and A's summary line reports the fenced commit (``1 fenced``, the mechanism).
 """
 
 from __future__ import annotations
@@ -55,12 +58,18 @@ def _conninfo(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _blocked_on_a_lock(conninfo: str, pid: int) -> bool:
-    """True when some other session of this database waits for a lock (A's fence check)."""
+def _waiting_on_a_lock(conninfo: str, pid: int) -> int | None:
+    """The backend pid of another session of this database waiting for a lock (A's fence check)."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND pid <> %s", (pid,)).fetchone()
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> %s LIMIT 1", (pid,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def _backend_alive(conninfo: str, pid: int) -> bool:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
     return bool(row and row[0])
 
 
@@ -85,7 +94,10 @@ def test_consumer_frozen_mid_commit_is_fenced_when_it_wakes_up(
             me = holder.info.backend_pid
             holder.execute(
                 f"SELECT 1 FROM {progress_table.name} WHERE group_id = %s FOR UPDATE", (group,))
-            assert wait_until(lambda: _blocked_on_a_lock(conninfo, me), 30), "A never waited on the lock"
+            assert wait_until(lambda: _waiting_on_a_lock(conninfo, me) is not None, 30), \
+                "A never waited on the lock"
+            a_backend = _waiting_on_a_lock(conninfo, me)
+            assert a_backend is not None
             zombie.signal(signal.SIGSTOP)
             fig.injected += 1
             frozen_at = committed(store, group, s.topic)
@@ -99,14 +111,21 @@ def test_consumer_frozen_mid_commit_is_fenced_when_it_wakes_up(
         takeover = round(time.monotonic() - t_frozen, 2)
         assert wait_progress(store, group, s.topic, committed(store, group, s.topic) + n * 0.05,
                              heir.proc, timeout=60), heir.output[-3000:]
+        # The heir can move partitions A's frozen transaction has not locked before PostgreSQL
+        # ends that transaction: A stays frozen until it has, so that A wakes up to a commit that
+        # is gone, not to one it may still finish (its fence passed before the freeze).
+        assert wait_until(lambda: not _backend_alive(conninfo, a_backend),
+                          IDLE_IN_TXN_S + RECOVERY_LIMIT_S), "PostgreSQL never ended A's silent transaction"
         zombie.signal(signal.SIGCONT)  # wakes up mid-stream, mid-commit, holding stale windows
         assert (heir.wait(300), zombie.wait(300)) == (0, 0), (heir.output[-3000:], zombie.output[-3000:])
     zs, hs = zombie.summary(), heir.summary()
     assert zs is not None and hs is not None, (zombie.output[-2000:], heir.output[-2000:])
-    assert zs["fenced"] >= 1, f"the zombie's stale commit was not refused:\n{zombie.output[-3000:]}"
     finish(s, group, log_dir=log_dir)
+    # The invariant first: nothing A held when it froze reached the store ...
     fig.add(assert_same_results(store, fault_run.reference, fault_run.uninterrupted,
                                 fault_run.uninterrupted_alerts))
+    # ... and the mechanism: A's retried commit met the heir's offsets at the fence.
+    assert zs["fenced"] >= 1, f"the zombie's stale commit was not refused:\n{zombie.output[-3000:]}"
     fig.recovery_s = [takeover]
     fig.extra.update(
         zombie_fenced_commits=zs["fenced"], heir_fenced_commits=hs["fenced"],
