@@ -3,13 +3,17 @@
 :func:`run_notebook` is the one entry point. It reads the notebook's cell
 tagged ``parameters`` (``papermill.inspect_notebook``), rejects unknown names
 and values whose type does not match the default's (``int``, ``float``,
-``str``, ``bool``, ``list``, ``dict``; a ``None`` default accepts anything)
+``str``, ``bool``, ``list``, ``dict``; a ``None`` default accepts anything;
+a string for a ``list`` parameter is read by
+:func:`~cryptolab.parameters.list_parameter`, as papermill's ``-p`` gives it)
 *before* starting a kernel, executes the notebook, and writes the executed
-``.ipynb`` and an ``.html`` rendering (nbconvert) next to each other. A cell
-that raises becomes a :class:`NotebookRunError` (a
-:class:`~cryptolab.errors.NotebookError`) naming the cell's index in the
-source notebook and its source; the outputs are written all the same, so the
-failure can be read in the HTML.
+``.ipynb`` and an ``.html`` rendering (nbconvert) next to each other, in place
+of the previous ones only when the run succeeds. A cell that raises becomes a
+:class:`NotebookRunError` (a :class:`~cryptolab.errors.NotebookError`) naming
+the cell's index in the source notebook and its source; its outputs are
+written to ``<name>.failed.ipynb`` and ``<name>.failed.html``, so the failure
+can be read in the HTML. Kernels run with CurveZMQ-encrypted channels
+(:func:`kernel_config`).
 
 :func:`render_report` runs the market report (``reports/market_report.ipynb``, found by
 :func:`cryptolab.resources.find_notebook`) on a store.
@@ -25,6 +29,12 @@ Examples
 >>> nbformat.write(nb, d / "demo.ipynb")
 >>> inspect_parameters(d / "demo.ipynb")["n"]
 Parameter(name='n', type='int', default=3, help='how many')
+>>> lists = nbformat.v4.new_code_cell("names: list = []")
+>>> lists.metadata["tags"] = ["parameters"]
+>>> nb.cells = [lists]
+>>> nbformat.write(nb, d / "lists.ipynb")
+>>> validate_parameters(d / "lists.ipynb", {"names": "BTC,ETH"})
+{'names': ['BTC', 'ETH']}
 >>> validate_parameters(d / "demo.ipynb", {"n": "three"})
 Traceback (most recent call last):
 ...
@@ -39,27 +49,32 @@ from __future__ import annotations
 
 import ast
 import logging
+import os
 import re
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from cryptolab.errors import NotebookError, ValidationError
+from cryptolab.parameters import list_parameter
 from cryptolab.resources import REPORT, find_notebook, shipped_dir
 
 __all__ = [
+    "FAILED_SUFFIX",
     "NOTEBOOKS_DIR",
     "REPORT_NOTEBOOK",
     "NotebookRun",
     "NotebookRunError",
     "Parameter",
     "inspect_parameters",
+    "kernel_config",
     "notebook_to_html",
     "redact_parameters",
     "render_report",
+    "report_parameters",
     "run_notebook",
     "validate_parameters",
 ]
@@ -70,6 +85,8 @@ log = logging.getLogger(__name__)
 NOTEBOOKS_DIR: Final = shipped_dir("notebooks")
 #: The shipped market report (:func:`render_report` runs the one :func:`find_notebook` finds).
 REPORT_NOTEBOOK: Final = NOTEBOOKS_DIR / REPORT
+#: Added to the output stem of a failed run (``market_report.failed.html``).
+FAILED_SUFFIX: Final = ".failed"
 
 _TYPE_NAMES: Final = {
     int: "int", float: "float", str: "str", bool: "bool", list: "list", tuple: "list",
@@ -236,6 +253,8 @@ def validate_parameters(path: str | Path, parameters: Mapping[str, Any] | None) 
         if spec is None:
             takes = ", ".join(declared) or "no parameters"
             raise ValidationError(name, f"unknown parameter; the notebook takes {takes}")
+        if spec.type.rstrip("?") == "list" and isinstance(value, str):
+            value = given[name] = list_parameter(value, name)  # "BTC", "BTC,ETH", '["BTC"]'
         if not _accepts(spec.type, value):
             want = spec.type.rstrip("?") + (" or None" if spec.type.endswith("?") else "")
             raise ValidationError(
@@ -406,12 +425,20 @@ def run_notebook(
 ) -> NotebookRun:
     """Execute a notebook with papermill after validating its parameters.
 
+    The run writes into a temporary folder inside ``output_dir``; the executed
+    ``<name>.ipynb`` and ``<name>.html`` replace the previous ones only when the
+    run succeeds. A failed run leaves them alone and writes
+    ``<name>.failed.ipynb`` and ``<name>.failed.html`` instead (removed by the
+    next successful run).
+
     Parameters
     ----------
     path
         The notebook.
     parameters
-        Values for the notebook's ``parameters`` cell (validated first).
+        Values for the notebook's ``parameters`` cell (validated first; a string
+        given for a list parameter is read with
+        :func:`~cryptolab.parameters.list_parameter`: ``"BTC,ETH"`` is ``["BTC", "ETH"]``).
     output_dir
         Where ``<name>.ipynb`` (executed) and ``<name>.html`` are written.
     kernel
@@ -440,21 +467,83 @@ def run_notebook(
     NotebookRunError
         A cell raised (or timed out); ``cell`` is its index in the source notebook.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     src = Path(path).resolve()
     params = validate_parameters(src, parameters)
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = name or src.stem
-    out_nb = out_dir / f"{stem}.ipynb"
-    out_html = out_dir / f"{stem}.html"
     started_ms = int(time.time() * 1000)
     t0 = time.perf_counter()
     shown = redact_parameters(params)
     secrets = _secrets(params, shown)
     log.info("running %s with %s", src, shown)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
+        work_nb = Path(tmp) / f"{stem}.ipynb"
+        failure = _execute(src, work_nb, params, kernel=kernel, timeout=timeout,
+                           cwd=Path(cwd) if cwd else Path.cwd(), secrets=secrets)
+        duration = time.perf_counter() - t0
+        _scrub_notebook(work_nb, secrets)  # before anything reads the output
+        work_html: Path | None = None
+        if html and work_nb.exists():
+            try:
+                work_html = notebook_to_html(work_nb, Path(tmp) / f"{stem}.html", hide_code=hide_code)
+            except Exception as exc:  # the run's own result matters more
+                log.warning("HTML export of %s failed: %s", work_nb, exc)
+        final = stem if failure is None else f"{stem}{FAILED_SUFFIX}"
+        out_nb = _move_into(work_nb, out_dir / f"{final}.ipynb")
+        html_path = _move_into(work_html, out_dir / f"{final}.html")
+    if failure is not None:
+        failure.output, failure.html, failure.duration_s = out_nb, html_path, duration
+        raise failure
+    for stale in (out_dir / f"{stem}{FAILED_SUFFIX}.ipynb", out_dir / f"{stem}{FAILED_SUFFIX}.html"):
+        stale.unlink(missing_ok=True)
+    assert out_nb is not None  # a run without an error wrote its notebook
+    cells = len(_read(out_nb).cells)
+    return NotebookRun(notebook=src, output=out_nb, html=html_path, parameters=shown,
+                       started_ms=started_ms, duration_s=duration, kernel=kernel, cells=cells)
+
+
+def _move_into(work: Path | None, final: Path) -> Path | None:
+    """Put a finished output in its place (an atomic rename within ``output_dir``)."""
+    if work is None or not work.exists():
+        return None
+    os.replace(work, final)
+    return final
+
+
+def kernel_config() -> Any:
+    """Kernel manager settings for every run: CurveZMQ encryption of the kernel's sockets.
+
+    ipykernel 7 warns ``Kernel is running over TCP without encryption`` at every
+    start unless the kernel manager provisions CurveZMQ keys. jupyter_client's
+    ``KernelManager.transport_encryption = "auto"`` does so when the kernelspec
+    declares ``curve`` in ``metadata.supported_encryption`` (ipykernel's does):
+    the channels are encrypted and the kernel says nothing. With an older
+    jupyter_client or a libzmq without CURVE the settings are empty (an older
+    ipykernel does not warn; a kernel that cannot encrypt still says so).
+
+    Examples
+    --------
+    >>> kernel_config().KernelManager.transport_encryption
+    'auto'
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        return Config()  # pragma: no cover - depends on the installed jupyter_client and libzmq
+    return Config({"KernelManager": {"transport_encryption": "auto"}})
+
+
+def _execute(
+    src: Path, out_nb: Path, params: dict[str, Any], *, kernel: str, timeout: float | None,
+    cwd: Path, secrets: Mapping[str, str],
+) -> NotebookRunError | None:
+    """Run ``src`` into ``out_nb`` with papermill; the failure, if any, as a NotebookRunError."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
     failure: NotebookRunError | None = None
     scrubber = _ScrubFilter(secrets)
     papermill_log = logging.getLogger("papermill")
@@ -463,8 +552,8 @@ def run_notebook(
     try:
         papermill.execute_notebook(
             str(src), str(out_nb), parameters=params, kernel_name=kernel,
-            execution_timeout=timeout, progress_bar=False, cwd=str(cwd or Path.cwd()),
-            log_output=False, report_mode=False,
+            execution_timeout=timeout, progress_bar=False, cwd=str(cwd),
+            log_output=False, report_mode=False, config=kernel_config(),
         )
     except PapermillExecutionError as exc:
         executed = _read(out_nb) if out_nb.exists() else None
@@ -485,22 +574,7 @@ def run_notebook(
         _mark_timeout(failure, out_nb)
     finally:
         papermill_log.removeFilter(scrubber)
-    duration = time.perf_counter() - t0
-    _scrub_notebook(out_nb, secrets)  # before anything reads the output
-    html_path: Path | None = None
-    if html and out_nb.exists():
-        try:
-            html_path = notebook_to_html(out_nb, out_html, hide_code=hide_code)
-        except Exception as exc:  # the run's own result matters more
-            log.warning("HTML export of %s failed: %s", out_nb, exc)
-    if failure is not None:
-        failure.output = out_nb if out_nb.exists() else None
-        failure.html = html_path
-        failure.duration_s = duration
-        raise failure
-    cells = len(_read(out_nb).cells)
-    return NotebookRun(notebook=src, output=out_nb, html=html_path, parameters=shown,
-                       started_ms=started_ms, duration_s=duration, kernel=kernel, cells=cells)
+    return failure
 
 
 def _mark_timeout(err: NotebookRunError, out_nb: Path) -> None:
@@ -527,27 +601,63 @@ def _mark_timeout(err: NotebookRunError, out_nb: Path) -> None:
         err.args = (f"{err.args[0]} (cell {err.cell})",)
 
 
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    iso = getattr(value, "isoformat", None)
-    if callable(iso):
-        return str(iso())
-    raise ValidationError("time", f"cannot use {value!r} as a time")
+def report_parameters(
+    *,
+    symbols: list[str] | str | None = None,
+    interval: str = "1m",
+    start: Any = None,
+    end: Any = None,
+) -> dict[str, Any]:
+    """The market report's parameters, checked (no kernel, no file, no store is touched).
+
+    Parameters
+    ----------
+    symbols
+        A list, ``"BTC"``, ``"BTC,ETH"`` or a JSON list; ``None`` or empty: every
+        symbol of ``interval`` in the store.
+    interval
+        Candle interval.
+    start, end
+        Window of the report (epoch ms, ISO-8601 text or datetime; ``None``: the
+        newest 6 hours of the store).
+
+    Returns
+    -------
+    dict
+        ``symbols``, ``interval``, ``start`` and ``end`` (ISO-8601 UTC) for the notebook.
+
+    Raises
+    ------
+    ValidationError
+        A malformed symbol, interval or time, or ``start`` not before ``end``.
+
+    Examples
+    --------
+    >>> report_parameters(symbols="BTC,ETH", start="2013-01-01", end=1_357_084_800_000)
+    {'symbols': ['BTC', 'ETH'], 'interval': '1m', 'start': '2013-01-01T00:00:00Z', 'end': '2013-01-02T00:00:00Z'}
+    >>> report_parameters(start="notadate")
+    Traceback (most recent call last):
+    ...
+    cryptolab.errors.ValidationError: invalid 'start': 'notadate' is not an ISO-8601 time or epoch ms
+    """
+    from cryptolab.models import iso_utc, parse_interval, validate_symbol
+    from cryptolab.store import to_ms
+
+    parse_interval(interval)
+    names = [validate_symbol(s) for s in list_parameter(symbols, "symbols") or []]
+    first, last = to_ms(start, "start"), to_ms(end, "end")
+    if first is not None and last is not None and first >= last:
+        raise ValidationError("end", f"must be after start ({iso_utc(first)}), got {iso_utc(last)}")
+    return {"symbols": names or None, "interval": interval,
+            "start": None if first is None else iso_utc(first),
+            "end": None if last is None else iso_utc(last)}
 
 
 def render_report(
     store_url: str,
     out_dir: str | Path,
     *,
-    symbols: list[str] | None = None,
+    symbols: list[str] | str | None = None,
     interval: str = "1m",
     start: Any = None,
     end: Any = None,
@@ -567,28 +677,24 @@ def render_report(
         SQLAlchemy URL of the store to report on.
     out_dir
         Output folder.
-    symbols
-        Symbols to report (default: every symbol of ``interval`` in the store).
-    interval
-        Candle interval.
-    start, end
-        Window of the report (epoch ms, ISO string or datetime); default: the
-        newest 6 hours of the store.
+    symbols, interval, start, end
+        As :func:`report_parameters` takes them (checked there first).
+    timeout
+        Seconds any one cell may run.
+    name
+        Output file stem.
 
     Raises
     ------
+    ValidationError
+        A malformed symbol, interval or time, or ``start`` not before ``end``:
+        checked before any kernel starts, and nothing is written.
     NotebookRunError
-        When the report fails (e.g. no candles in the window).
+        When the report fails (e.g. no candles in the window); the previous
+        report stays, the failed run is in ``<name>.failed.html``.
     """
-    from cryptolab.models import parse_interval, validate_symbol
-
-    parse_interval(interval)
-    for s in symbols or []:
-        validate_symbol(s)
-    params: dict[str, Any] = {
-        "store_url": store_url, "symbols": list(symbols) if symbols else None,
-        "interval": interval, "start": _iso(start), "end": _iso(end), "sample": False,
-    }
+    params = {"store_url": store_url, "sample": False,
+              **report_parameters(symbols=symbols, interval=interval, start=start, end=end)}
     run = run_notebook(find_notebook(REPORT), params, output_dir=out_dir, timeout=timeout, name=name,
                        hide_code=True)
     if run.html is None:  # pragma: no cover - HTML export failed and was logged

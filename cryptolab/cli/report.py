@@ -19,11 +19,14 @@ def register(sub: Any) -> None:
         help="render the market report (candles, returns, volatility, anomalies) to HTML",
         description=(
             "Executes notebooks/reports/market_report.ipynb with papermill on the store and "
-            "writes market_report.ipynb and a self-contained market_report.html."
+            "writes market_report.ipynb and a self-contained market_report.html. Arguments are "
+            "checked before a kernel starts; a failed run keeps the previous report and writes "
+            "market_report.failed.html."
         ),
     )
     add_service_flags(p, kafka=False)
-    p.add_argument("--symbols", default=None, help="comma-separated symbols (default: all)")
+    p.add_argument("--symbols", default=None,
+                   help='comma-separated symbols or a JSON list, e.g. BTC,ETH (default: all)')
     p.add_argument("--interval", default="1m", help="candle interval (default 1m)")
     p.add_argument("--start", default=None, help="ISO-8601 UTC start (default: 6h before end)")
     p.add_argument("--end", default=None, help="ISO-8601 UTC end (default: after the newest candle)")
@@ -34,16 +37,17 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and print the HTML path."""
-    from cryptolab.notebooks import NotebookRunError, render_report
+    from cryptolab.notebooks import NotebookRunError, render_report, report_parameters
 
+    # bad arguments fail here, in one line (exit 2), before any kernel, folder or store
+    checked = report_parameters(symbols=args.symbols, interval=args.interval, start=args.start,
+                                end=args.end)
     settings = settings_from_args(args)
-    symbols = [s.strip() for s in (args.symbols or "").split(",") if s.strip()] or None
     out = args.out or settings.data_dir / "reports" / "adhoc"
     if not settings.store_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        html = render_report(settings.resolved_store_url(), out, symbols=symbols,
-                             interval=args.interval, start=args.start, end=args.end)
+        html = render_report(settings.resolved_store_url(), out, **checked)
     except NotebookRunError as exc:
         print(f"cryptolab report: failed in cell {exc.cell}: {exc.ename}: {exc.evalue}",
               file=sys.stderr)

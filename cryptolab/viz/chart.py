@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from bokeh.layouts import column
 from bokeh.models import (
+    BasicTicker,
     ColumnDataSource,
     CrosshairTool,
     DataRange1d,
@@ -104,6 +105,9 @@ SEVERITY_COLORS: Final = {"LOW": "#fdd835", "MEDIUM": "#fb8c00", "HIGH": "#c6282
 ALERTS_CHANNEL: Final = "cryptolab:alerts"
 #: Indicator names accepted by :meth:`CandleChart.set_indicator` (plus ``ma<N>``).
 BASE_INDICATORS: Final = ("volume", "anomalies")
+#: The volume panel's least height (px) and how many labels its axis aims at.
+VOLUME_MIN_HEIGHT: Final = 130
+VOLUME_TICKS: Final = 3
 
 
 def candle_channels(symbol: str, interval: str) -> list[str]:
@@ -398,12 +402,14 @@ class CandleChart:
             formatters={"@window_start": "datetime"},
         ))
         volume = figure(
-            x_axis_type="datetime", x_range=price.x_range, height=max(90, self.height // 3),
+            x_axis_type="datetime", x_range=price.x_range, height=max(VOLUME_MIN_HEIGHT, self.height // 3),
             sizing_mode="stretch_width", tools="xpan,xwheel_zoom,reset",
             active_drag="xpan", active_scroll="xwheel_zoom", name="volume",
             toolbar_location="right",
         )
         volume.yaxis.formatter = NumeralTickFormatter(format="0.[0]a")
+        # a short panel: a few labels, or they overlap one another
+        volume.yaxis.ticker = BasicTicker(desired_num_ticks=VOLUME_TICKS, num_minor_ticks=2)
         volume.grid.grid_line_alpha = 0.3
         bars = volume.vbar(x="x", width=0.7 * iv, top="volume", bottom=0, source=self.source,
                            fill_color=direction, line_color=None, fill_alpha=0.65,

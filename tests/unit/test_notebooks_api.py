@@ -13,6 +13,7 @@ from cryptolab.errors import NotebookError, ValidationError
 from cryptolab.notebooks import (
     NotebookRunError,
     inspect_parameters,
+    kernel_config,
     notebook_to_html,
     run_notebook,
     validate_parameters,
@@ -64,7 +65,8 @@ def test_parameter_types_are_inferred_from_defaults_and_annotations(tmp_path: Pa
         ({"ratio": "high"}, "ratio", "expected float"),
         ({"label": 1}, "label", "expected str"),
         ({"verbose": 1}, "verbose", "expected bool"),
-        ({"names": "a,b"}, "names", "expected list"),
+        ({"names": 5}, "names", "expected list"),
+        ({"names": "[a"}, "names", "not a JSON/YAML list"),
         ({"when": 5}, "when", "expected str"),
         ({"label": None}, "label", "expected str"),
     ],
@@ -85,6 +87,46 @@ def test_well_typed_parameters_pass(tmp_path: Path) -> None:
     ok = {"count": 5, "ratio": 2, "label": "y", "verbose": True, "names": ("c",),
           "start": {"any": 1}, "when": "later"}
     assert validate_parameters(nb, ok)["names"] == ["c"]
+    assert validate_parameters(nb, {"names": "c,d"})["names"] == ["c", "d"]  # papermill -p style
+
+
+def test_a_list_parameter_given_as_text_is_injected_as_a_list(tmp_path: Path) -> None:
+    nb = make_notebook(tmp_path / "ok.ipynb", "print(type(names).__name__, names)")
+    run = run_notebook(nb, {"names": "z,y"}, output_dir=tmp_path / "out")
+    executed = nbformat.read(run.output, as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "list ['z', 'y']" in printed
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_failed_run_keeps_the_last_good_outputs(tmp_path: Path) -> None:
+    nb = make_notebook(tmp_path / "r.ipynb", "print(label * count)", "assert count != 3, 'three'")
+    out = tmp_path / "out"
+    run_notebook(nb, {"count": 4}, output_dir=out, name="r")
+    good = _files(out)
+    assert set(good) == {"r.ipynb", "r.html"} and b"xxxx" in good["r.html"]
+    with pytest.raises(NotebookRunError) as info:
+        run_notebook(nb, {"count": 3}, output_dir=out, name="r")
+    after = _files(out)
+    assert {k: after[k] for k in good} == good  # byte for byte
+    assert set(after) == {"r.ipynb", "r.html", "r.failed.ipynb", "r.failed.html"}  # no leftovers
+    assert info.value.output == out / "r.failed.ipynb" and info.value.html == out / "r.failed.html"
+    assert "AssertionError" in after["r.failed.html"].decode()
+    run_notebook(nb, {"count": 5}, output_dir=out, name="r")
+    again = _files(out)
+    assert set(again) == {"r.ipynb", "r.html"}  # a good run clears the failed one
+    assert b"xxxxx" in again["r.html"] and again["r.html"] != good["r.html"]
+
+
+def test_kernels_run_encrypted_and_silent(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    nb = make_notebook(tmp_path / "ok.ipynb", "print('done')")
+    run_notebook(nb, {}, output_dir=tmp_path / "out")
+    err = capfd.readouterr().err  # the kernel process writes to this process's stderr
+    assert "without encryption" not in err
+    assert kernel_config().KernelManager.transport_encryption == "auto"
 
 
 def test_a_run_injects_parameters_and_writes_ipynb_and_html(tmp_path: Path) -> None:

@@ -266,3 +266,19 @@ def test_a_revision_replayed_in_any_order_converges() -> None:
     assert plain(a.source.data) == plain(b.source.data)
     assert list(a.source.data["close"]) == [99.0]
     assert [c.revision for c in a.candles()] == [1]
+
+
+@pytest.mark.parametrize("height", [240, 300, 380, 600])
+def test_the_volume_axis_labels_have_room_in_their_panel(height: int) -> None:
+    """Bokeh places about ``desired_num_ticks`` labels on the axis; below the panel's own time
+    axis (two label lines) each label needs at least its line height, or labels overlap."""
+    chart = CandleChart(symbol="BTC-USD", height=height)
+    volume = chart.volume_figure
+    (axis,) = volume.yaxis
+    font_px = int(str(axis.major_label_text_font_size).removesuffix("px"))
+    time_axis_px = 2 * 2 * font_px  # two label lines and their standoff
+    borders = sum(b if b is not None else (volume.min_border or 0)
+                  for b in (volume.min_border_top, volume.min_border_bottom))
+    plot_px = volume.height - time_axis_px - borders
+    labels = axis.ticker.desired_num_ticks + 1  # the ticker may round up by one
+    assert plot_px / labels >= 1.5 * font_px, (plot_px, labels)
