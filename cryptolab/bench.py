@@ -168,6 +168,9 @@ class BenchConfig:
         Run Quix Streams (the slowest part: about 5,000 ticks/s).
     partitions
         Partitions of the suite's topics.
+    settle_max_s
+        Before each section, wait up to this long for the machine to be quiet
+        (:func:`settle`); a quick run waits at most 3 s (its figures are a smoke test).
     """
 
     ticks: int = 1_000_000
@@ -191,6 +194,7 @@ class BenchConfig:
     memory_minutes: float = 60.0
     quix: bool = True
     partitions: int = 3
+    settle_max_s: float = 30.0
 
     @classmethod
     def quick_config(cls, **overrides: Any) -> BenchConfig:
@@ -205,7 +209,7 @@ class BenchConfig:
             ticks=20_000, symbols=10, consumer_repeat=1, producer_ticks=20_000, producer_repeat=1, latency_seconds=4.0,
             latency_rate=500.0, latency_warmup_s=1.5, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
-            memory_ticks=10_000, memory_minutes=3.0,
+            memory_ticks=10_000, memory_minutes=3.0, settle_max_s=3.0,
         )
         base.update(overrides)
         return cls(**base)
@@ -1260,7 +1264,7 @@ def run_suite(
                 skipped[name] = why
                 say(f"{name}: skipped ({why})")
                 continue
-            waited = settle()
+            waited = settle(cfg.settle_max_s)
             say(f"{name}: running" + (f" (after {waited} s for the machine to settle)" if waited >= 1 else ""))
             started = time.perf_counter()
             try:

@@ -105,3 +105,16 @@ def test_quick_suite_against_the_services(tmp_path, kafka_bootstrap, pg_url, red
     assert cmp["compared"] > 0 and cmp["mismatched"] == 0
     assert doc["details"]["latency"]["window_closes_measured"] > 0
     assert doc["details"]["history"]["dialect"] == "postgresql"
+
+
+def test_each_section_waits_for_a_quiet_machine_at_most_settle_max_s(tmp_path, monkeypatch):
+    """A quick run (a smoke test, e.g. the benchmark notebook under papermill) must not spend
+    half a minute per section waiting for a busy machine to calm down."""
+    import cryptolab.bench as bench
+
+    waits: list[float] = []
+    monkeypatch.setattr(bench, "settle", lambda max_wait=30.0, **_: waits.append(max_wait) or 0.0)
+    _code, doc = _run_cli(tmp_path, "--only", "batch,history")  # (the code says whether targets held)
+    assert doc["skipped"] == {}
+    assert waits == [BenchConfig.quick_config().settle_max_s] * 2
+    assert BenchConfig.quick_config().settle_max_s < BenchConfig().settle_max_s
