@@ -201,7 +201,8 @@ def run_all(page: Any, lab: Lab | None = None, timeout_ms: int = 300_000) -> lis
         page.screenshot(path=str(ARTIFACTS / "failed-run-all.png"))
         sessions = lab.sessions() if lab is not None else "?"
         raise AssertionError(f"Run All did not finish in {timeout_ms / 1000:.0f} s; prompts: "
-                             f"{page.evaluate(PROMPTS)}; sessions: {sessions}") from None
+                             f"{page.evaluate(PROMPTS)}; sessions: {sessions}; "
+                             f"errors shown: {problems(page)}") from None
     wait_kernel_idle(page, lab, timeout_ms)
     prompts: list[str] = page.evaluate(PROMPTS)
     return prompts

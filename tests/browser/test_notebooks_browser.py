@@ -123,7 +123,13 @@ def test_live_notebook_keeps_updating_after_run_all(page: Any, lab: Lab) -> None
     first = page.evaluate(BARS)
     assert first > 0
     before = chart.screenshot()
-    page.wait_for_function(f"({BARS})() > {first}", timeout=60_000)
+    try:
+        page.wait_for_function(f"({BARS})() > {first}", timeout=60_000)
+    except Exception:
+        shoot(page, "failed-live-updates")
+        status = chart.locator(".widget-html").last.inner_text()
+        raise AssertionError(f"no new bar in 60 s (bars {first} -> {page.evaluate(BARS)}); "
+                             f"status line: {status!r}; problems: {problems(page)}") from None
     page.wait_for_timeout(10_000)
     after = chart.screenshot()
     assert page.evaluate(BARS) > first
