@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -192,17 +193,21 @@ def run_all(page: Any, lab: Lab | None = None, timeout_ms: int = 300_000) -> lis
         except Exception:
             if attempt == 2:
                 raise
-    try:
-        page.wait_for_function(
-            f"() => {{ const p = ({PROMPTS})(); return p.length > 0 && p.every(t => /^\\[\\d+\\]:?$/.test(t)); }}",
-            timeout=timeout_ms)
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "failed-run-all.png"))
-        sessions = lab.sessions() if lab is not None else "?"
-        raise AssertionError(f"Run All did not finish in {timeout_ms / 1000:.0f} s; prompts: "
-                             f"{page.evaluate(PROMPTS)}; sessions: {sessions}; "
-                             f"errors shown: {problems(page)}") from None
+    done = re.compile(r"^\[\d+\]:?$")
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        prompts: list[str] = page.evaluate(PROMPTS)
+        if prompts and all(done.match(p) for p in prompts):
+            break
+        stopped = "[*]:" not in prompts and bool(problems(page))  # a cell failed: Run All stopped
+        if stopped or time.monotonic() > deadline:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "failed-run-all.png"))
+            sessions = lab.sessions() if lab is not None else "?"
+            why = "stopped on an error" if stopped else f"did not finish in {timeout_ms / 1000:.0f} s"
+            raise AssertionError(f"Run All {why}; prompts: {prompts}; sessions: {sessions}; "
+                                 f"errors shown: {problems(page)}")
+        page.wait_for_timeout(1000)
     wait_kernel_idle(page, lab, timeout_ms)
     prompts: list[str] = page.evaluate(PROMPTS)
     return prompts
