@@ -67,6 +67,14 @@ def _waiting_on_a_lock(conninfo: str, pid: int) -> int | None:
     return int(row[0]) if row else None
 
 
+def _sessions(conninfo: str) -> list[tuple[object, ...]]:
+    """This database's other sessions: pid, state, what they wait for, their last statement."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT pid, state, wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+
+
 def _backend_alive(conninfo: str, pid: int) -> bool:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
@@ -98,6 +106,7 @@ def test_consumer_frozen_mid_commit_is_fenced_when_it_wakes_up(
                 "A never waited on the lock"
             a_backend = _waiting_on_a_lock(conninfo, me)
             assert a_backend is not None
+            seen = _sessions(conninfo)
             zombie.signal(signal.SIGSTOP)
             fig.injected += 1
             frozen_at = committed(store, group, s.topic)
@@ -115,7 +124,8 @@ def test_consumer_frozen_mid_commit_is_fenced_when_it_wakes_up(
         # ends that transaction: A stays frozen until it has, so that A wakes up to a commit that
         # is gone, not to one it may still finish (its fence passed before the freeze).
         assert wait_until(lambda: not _backend_alive(conninfo, a_backend),
-                          IDLE_IN_TXN_S + RECOVERY_LIMIT_S), "PostgreSQL never ended A's silent transaction"
+                          IDLE_IN_TXN_S + RECOVERY_LIMIT_S), \
+            f"PostgreSQL never ended A's silent transaction ({a_backend}): at the freeze {seen}, now {_sessions(conninfo)}"
         zombie.signal(signal.SIGCONT)  # wakes up mid-stream, mid-commit, holding stale windows
         assert (heir.wait(300), zombie.wait(300)) == (0, 0), (heir.output[-3000:], zombie.output[-3000:])
     zs, hs = zombie.summary(), heir.summary()
