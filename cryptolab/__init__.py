@@ -17,8 +17,13 @@ Quick start (pure, no services)::
     ...     "size": [1.0, 2.0, 1.0],
     ... })
     >>> candles = cryptolab.candles_from_ticks(ticks, intervals="1m")
-    >>> candles[["window_start", "open", "high", "low", "close", "volume", "trades"]].to_dict("records")
-    [{'window_start': 1700000040000, 'open': 100.0, 'high': 101.0, 'low': 100.0, 'close': 101.0, 'volume': 3.0, 'trades': 2}, {'window_start': 1700000100000, 'open': 99.0, 'high': 99.0, 'low': 99.0, 'close': 99.0, 'volume': 1.0, 'trades': 1}]
+    >>> candles[["window_start", "open", "high", "low", "close", "volume", "trades"]]
+                   window_start   open   high    low  close  volume  trades
+    0 2023-11-14 22:14:00+00:00  100.0  101.0  100.0  101.0     3.0       2
+    1 2023-11-14 22:15:00+00:00   99.0   99.0   99.0   99.0     1.0       1
+
+Every candle frame (``candles_from_ticks``, ``history``, ``score_history``) has
+``window_start``/``window_end`` as tz-aware UTC datetimes.
 
 Everything public is listed in ``__all__``; modules are imported lazily so
 ``import cryptolab`` stays fast.

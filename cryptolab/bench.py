@@ -1081,7 +1081,7 @@ def bench_batch(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[st
     import polars as pl
 
     from cryptolab.batch import _THREADS as batch_threads
-    from cryptolab.batch import candles_from_ticks
+    from cryptolab.batch import candles_from_ticks, with_ms_windows
 
     ticks = _batch_ticks(cfg.batch_ticks, cfg.symbols)
     frame = pl.from_pandas(ticks)
@@ -1106,7 +1106,7 @@ def bench_batch(svc: _Services, cfg: BenchConfig, progress: Progress) -> dict[st
         theirs_s = min(theirs_s, s)
     progress(f"batch: candles_from_ticks {n / ours_s:,.0f} ticks/s")
     progress(f"batch: polars {n / theirs_s:,.0f} ticks/s")
-    mine = ours.set_index(["symbol", "interval", "window_start"]).sort_index()
+    mine = with_ms_windows(ours).set_index(["symbol", "interval", "window_start"]).sort_index()
     other = theirs.to_pandas().set_index(["symbol", "interval", "window_start"]).sort_index()
     same_keys = mine.index.equals(other.index)
     exact = ["open", "high", "low", "close", "trades", "first_ts", "last_ts"]

@@ -48,6 +48,7 @@ import orjson
 import pandas as pd
 
 from cryptolab.anomaly import BaseDetector, make_detectors, score_history
+from cryptolab.batch import epoch_ms, with_utc_windows
 from cryptolab.errors import ValidationError
 from cryptolab.models import interval_name, parse_interval
 
@@ -205,7 +206,7 @@ def evaluate(
     scored_mask = scored[f"score_{names[0]}"].notna().to_numpy()
     n_candles = int(scored_mask.sum())
     sym = scored["symbol"].astype(str).to_numpy() if "symbol" in scored else np.full(len(scored), "-")
-    ws = scored["window_start"].to_numpy(dtype=np.int64)
+    ws = epoch_ms(scored["window_start"])
     we = ws + iv_ms
 
     # covered[i] = index of a label covering candle i (or -1); per label, its candles
@@ -269,7 +270,7 @@ def _interval_ms(candles: pd.DataFrame) -> int:
     if "interval" in candles.columns and len(candles):
         return parse_interval(str(candles["interval"].iloc[0]))
     if "window_end" in candles.columns and len(candles):
-        return int((candles["window_end"] - candles["window_start"]).median())
+        return int(np.median(epoch_ms(candles["window_end"]) - epoch_ms(candles["window_start"])))
     raise ValidationError("candles", "need an interval or window_end column")
 
 
@@ -342,8 +343,8 @@ def move_labels(candles: pd.DataFrame, threshold: float = 0.03) -> list[dict[str
         mask &= ~candles["gap"].astype(bool)
     iv = _interval_ms(candles)
     out = []
-    for r, b in zip(candles[mask].itertuples(index=False), body[mask], strict=True):
-        ws = int(getattr(r, "window_start"))  # noqa: B009 - namedtuple field
+    starts = epoch_ms(candles["window_start"])[mask.to_numpy()]
+    for r, b, ws in zip(candles[mask].itertuples(index=False), body[mask], starts.tolist(), strict=True):
         out.append({
             "symbol": str(getattr(r, "symbol", "-")),
             "kind": "spike" if b > 0 else "crash",
@@ -400,7 +401,7 @@ def _load_bars(p: Path) -> pd.DataFrame:
     window_start = ts - step if end is not None else ts
     num = {c: pd.to_numeric(raw[c]).to_numpy(dtype=float) for c in ("open", "high", "low", "close")}
     volume = pd.to_numeric(raw["volume"]).to_numpy(dtype=float) if "volume" in raw else 0.0
-    return pd.DataFrame({
+    return with_utc_windows(pd.DataFrame({
         "symbol": _symbol_from_path(p),
         "interval": interval_name(step),
         "window_start": window_start,
@@ -411,7 +412,7 @@ def _load_bars(p: Path) -> pd.DataFrame:
         "trades": 0,
         "gap": False,
         "final": True,
-    })
+    }))
 
 
 def load_real(path: str | Path, *, interval: str = "1m") -> pd.DataFrame:

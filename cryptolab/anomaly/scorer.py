@@ -316,7 +316,9 @@ def score_history(
         A copy of ``df`` (same index and row order) plus, per detector
         ``<name>``: ``score_<name>`` (float, NaN when unscored),
         ``flag_<name>`` (bool) and ``severity_<name>`` (``"LOW"``,
-        ``"MEDIUM"``, ``"HIGH"`` or ``None``).
+        ``"MEDIUM"``, ``"HIGH"`` or ``None``). ``window_start`` and
+        ``window_end`` are tz-aware UTC datetimes, as in :func:`cryptolab.history`
+        (epoch-ms integers in ``df`` are converted).
 
     Examples
     --------
@@ -329,12 +331,14 @@ def score_history(
     ...                    "volume": [1.0, 1.0, 3.0]})
     >>> out = score_history(df, "rule")
     >>> out[["window_start", "score_rule", "flag_rule", "severity_rule"]]
-       window_start  score_rule  flag_rule severity_rule
-    0             0    0.000000      False          None
-    1         60000    0.010000      False          None
-    2        120000    0.089109       True        MEDIUM
+                   window_start  score_rule  flag_rule severity_rule
+    0 1970-01-01 00:00:00+00:00    0.000000      False          None
+    1 1970-01-01 00:01:00+00:00    0.010000      False          None
+    2 1970-01-01 00:02:00+00:00    0.089109       True        MEDIUM
     """
     import pandas as pd
+
+    from cryptolab.batch import with_ms_windows, with_utc_windows
 
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
@@ -345,7 +349,7 @@ def score_history(
     sevs: dict[str, list[str | None]] = {d.name: [None] * n for d in protos}
     feats = {k: np.full(n, np.nan) for k in _feature_names()} if features else {}
 
-    work = df.reset_index(drop=True)
+    work = with_ms_windows(df.reset_index(drop=True))
     order = list(range(n))
     sort_keys = [k for k in ("symbol", "interval", "window_start") if k in work.columns]
     if sort_keys:
@@ -360,8 +364,6 @@ def score_history(
         if i is None:
             return default
         v = row[i]
-        if isinstance(v, pd.Timestamp):  # history() frames carry tz-aware window times
-            return int(v.value // 1_000_000)
         return default if v is None or (isinstance(v, float) and np.isnan(v)) else v
 
     for i in order:
@@ -393,7 +395,7 @@ def score_history(
             if features:
                 feats[k][i] = v
 
-    out = df.copy()
+    out = with_utc_windows(df.copy())
     for d in protos:
         out[f"score_{d.name}"] = scores[d.name]
         out[f"flag_{d.name}"] = np.array([s is not None for s in sevs[d.name]], dtype=bool)

@@ -39,11 +39,13 @@ print("FACTS " + json.dumps(facts))
 #: Checks run after the snippet that contains the key; each sets entries of ``facts``.
 CHECKS = {
     "cryptolab.candles_from_ticks(ticks_df": """
+from cryptolab.batch import epoch_ms
 btc = candles[(candles.symbol == "BTC-USD") & (candles.interval == "1m")]
 facts["api"] = {
     "ticks": len(ticks_df), "consumed": stats.ticks,
-    "reference": [[int(w), float(x)] for w, x in zip(btc.window_start, btc.close)],
-    "history": [[int(w.value // 1_000_000), float(x)] for w, x in zip(df.window_start, df.close)],
+    "reference": [[w, float(x)] for w, x in zip(epoch_ms(btc.window_start).tolist(), btc.close)],
+    "history": [[w, float(x)] for w, x in zip(epoch_ms(df.window_start).tolist(), df.close)],
+    "same_frames": bool(candles.dtypes.equals(df.dtypes) and df.dtypes.equals(scored.dtypes[df.columns])),
     "latest": [c.window_start, c.close, c.final],
     "scored": len(scored),
     "chart_bars": len(chart.buffer),
@@ -93,6 +95,7 @@ def test_every_readme_python_snippet_runs_and_does_what_it_says(tmp_path: Path) 
     assert api["consumed"] == api["ticks"] > 0  # the pipeline consumed every tick produced
     assert api["reference"], "the synthetic market has no BTC-USD trades"
     assert api["history"] == api["reference"]  # stored history = the batch candles
+    assert api["same_frames"]  # candles_from_ticks, history and score_history: one frame layout
     assert api["latest"] == [*api["reference"][-1], True]  # the last candle, closed at the end
     assert api["scored"] == len(api["history"])
     assert api["chart_bars"] > 0  # the live chart backfilled from the store

@@ -10,7 +10,7 @@ import re
 import pandas as pd
 import pytest
 
-from cryptolab.batch import candles_from_ticks, candles_to_frame, ticks_to_frame
+from cryptolab.batch import candles_from_ticks, candles_to_frame, epoch_ms, ticks_to_frame
 from cryptolab.cli import main
 from cryptolab.sources.replay import Replay
 from cryptolab.store import Store
@@ -79,7 +79,7 @@ def test_5m_bars_give_the_bars_back_at_5m_and_nothing_finer(shared_data, tmp_pat
     assert {a.interval for a in alerts} <= {"5m", "15m"}
     five = got[got["interval"] == "5m"].sort_values("window_start").reset_index(drop=True)
     want = _bars_as_frame(bars, "endTime", 300_000)
-    assert five["window_start"].astype("int64").tolist() == want["window_start"].tolist()
+    assert epoch_ms(five["window_start"]).tolist() == want["window_start"].tolist()
     for col in ("open", "high", "low", "close"):
         assert five[col].tolist() == want[col].tolist()
     assert five["volume"].to_numpy() == pytest.approx(want["volume"].to_numpy(), rel=1e-12)
@@ -98,7 +98,7 @@ def test_4h_bars_give_4h_candles_only(shared_data, tmp_path, capsys):
     assert set(got["interval"]) == {"4h"}
     want = _bars_as_frame(bars["candles"][:60], "start", 4 * 3_600_000)
     got = got.sort_values("window_start").reset_index(drop=True)
-    assert got["window_start"].astype("int64").tolist() == want["window_start"].tolist()
+    assert epoch_ms(got["window_start"]).tolist() == want["window_start"].tolist()
     assert got["close"].tolist() == want["close"].tolist()
     assert got["high"].tolist() == want["high"].tolist()
 

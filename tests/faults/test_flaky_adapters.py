@@ -26,7 +26,7 @@ from confluent_kafka import Producer
 from harness import alert_rows, candles_frame, embedded_topic, market
 
 import cryptolab.pipeline as pipeline_module
-from cryptolab.batch import candles_from_ticks
+from cryptolab.batch import candles_from_ticks, epoch_ms
 from cryptolab.cache import MemoryCache
 from cryptolab.config import Settings
 from cryptolab.errors import CacheError, FencedError, KafkaServiceError, StoreError
@@ -148,7 +148,7 @@ def test_cache_outage_is_replayed_when_it_returns(
     frame = clean[0]
     for (symbol, interval), rows in frame.groupby(["symbol", "interval"]):
         recent = cache.recent(symbol, interval, 10_000)
-        assert [c.window_start for c in recent] == rows["window_start"].tolist(), (symbol, interval)
+        assert [c.window_start for c in recent] == epoch_ms(rows["window_start"]).tolist(), (symbol, interval)
         assert cache.latest(symbol, interval) == recent[-1]
 
 
@@ -265,7 +265,7 @@ def test_a_commit_whose_answer_was_lost_is_recognised_and_published(
     assert alert_rows(store) == clean[1]
     for (symbol, interval), rows in clean[0].groupby(["symbol", "interval"]):
         recent = cache.recent(symbol, interval, 10_000)
-        assert [c.window_start for c in recent] == rows["window_start"].tolist(), (symbol, interval)
+        assert [c.window_start for c in recent] == epoch_ms(rows["window_start"]).tolist(), (symbol, interval)
 
 
 class FencedOnceStore(Store):

@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 from harness import candles_frame, embedded_topic, market, wait_until
 
-from cryptolab.batch import candles_from_ticks, candles_to_frame
+from cryptolab.batch import candles_from_ticks, candles_to_frame, with_ms_windows
 from cryptolab.cache import MemoryCache
 from cryptolab.models import Candle, encode_tick, parse_interval
 from cryptolab.pipeline import CandlePipeline
@@ -99,7 +99,7 @@ def test_windows_closed_by_an_idle_close_are_revised_to_the_reference_by_the_tic
     later = ticks.ts_ms.iloc[180:]
     expected = {(c.interval, c.window_start): int(later.between(c.window_start, c.window_end - 1).sum())
                 for c in idle}
-    revised = {(r.interval, r.window_start): r.revision for r in got.itertuples() if r.revision}
+    revised = {(r.interval, r.window_start): r.revision for r in with_ms_windows(got).itertuples() if r.revision}
     assert revised == {k: n for k, n in expected.items() if n}
     assert set(revised) == {("5m", T0 + 60_000), ("15m", T0 + 60_000)}
 
@@ -151,7 +151,7 @@ def test_a_live_pipeline_stores_and_publishes_its_open_windows_after_the_idle_ti
     pd.testing.assert_frame_equal(candles_frame(store).drop(columns="revision"),
                                   reference.drop(columns="revision"), check_exact=True)
     # ...and the cache was given them as final candles: the latest of each series is the last window
-    last = reference.groupby(["symbol", "interval"], sort=False).tail(1)
+    last = with_ms_windows(reference.groupby(["symbol", "interval"], sort=False).tail(1))  # as Candle holds them
     assert len(last) == 20 * 3
     for row in last.itertuples():
         latest = cache.latest(row.symbol, row.interval)

@@ -40,6 +40,7 @@ from harness import (
     wait_until,
 )
 
+from cryptolab.batch import with_ms_windows
 from cryptolab.cache import RedisCache
 from cryptolab.store import Store
 
@@ -154,7 +155,7 @@ def test_redis_stopped_and_restarted_sql_goes_on_and_cache_catches_up(
                                 fault_run.uninterrupted_alerts))
     # latest() is the store's last final candle of every series
     frame = candles_frame(store)
-    last = frame.sort_values("window_start").groupby(["symbol", "interval"]).tail(1)
+    last = with_ms_windows(frame.sort_values("window_start").groupby(["symbol", "interval"]).tail(1))
     wrong = []
     for row in last.itertuples():
         got = cache.latest(row.symbol, row.interval)

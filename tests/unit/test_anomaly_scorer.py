@@ -11,7 +11,7 @@ import pytest
 
 import cryptolab
 from cryptolab.anomaly import AnomalyScorer, RuleDetector, default_detectors, score_history
-from cryptolab.batch import candles_from_ticks, frame_to_candles
+from cryptolab.batch import candles_from_ticks, frame_to_candles, with_ms_windows
 from cryptolab.errors import ValidationError
 from cryptolab.models import Alert, Candle
 from cryptolab.sources.synthetic import Injection, SyntheticMarket
@@ -150,6 +150,10 @@ def test_score_history_matches_the_scorer(candles):
     assert list(out.index) == list(frame.index)  # same rows, same order
     for name in ("rule", "zscore", "hst", "ensemble"):
         assert {f"score_{name}", f"flag_{name}", f"severity_{name}"} <= set(out.columns)
+    # epoch-ms windows in, UTC datetimes out (as history() shows them); the Alert keys are epoch ms
+    assert str(out["window_start"].dtype) == str(out["window_end"].dtype) == "datetime64[ms, UTC]"
+    out = with_ms_windows(out)
+    assert out["window_start"].tolist() == frame["window_start"].tolist()
     flagged = {
         (r.symbol, r.interval, r.window_start, d)
         for d in ("rule", "zscore", "hst", "ensemble")
@@ -234,7 +238,7 @@ def test_ensemble_reuses_the_streams_own_detectors(candles):
 
 
 def test_score_history_accepts_store_history_frames_with_timestamp_columns():
-    """history() returns tz-aware window times; scores equal those of the int-ms batch frame."""
+    """history() and candles_from_ticks() frames score the same, and come back the same."""
     import numpy as np
 
     from cryptolab.batch import candles_from_ticks, frame_to_candles
@@ -250,3 +254,4 @@ def test_score_history_accepts_store_history_frames_with_timestamp_columns():
     from_batch = score_history(df)
     for col in [c for c in from_store.columns if c.startswith(("score_", "flag_"))]:
         assert np.allclose(from_store[col].astype(float), from_batch[col].astype(float), equal_nan=True), col
+    pd.testing.assert_frame_equal(from_store, from_batch, check_exact=True)

@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 from faults.harness import candles_frame, embedded_topic, wait_until
 
-from cryptolab.batch import candles_from_ticks
+from cryptolab.batch import candles_from_ticks, candles_to_frame, with_ms_windows
 from cryptolab.cache import MemoryCache
 from cryptolab.models import Candle, Tick, encode_tick, parse_interval
 from cryptolab.pipeline import CandlePipeline
@@ -104,7 +104,7 @@ def test_too_late_ticks_become_late_ticks_rows_and_a_late_tick_within_lateness_r
     got = candles_frame(store)
     pd.testing.assert_frame_equal(got.drop(columns="revision"), reference.drop(columns="revision"),
                                   check_exact=True)
-    revised = {(r.interval, r.window_start) for r in got.itertuples() if r.revision}
+    revised = {(r.interval, r.window_start) for r in with_ms_windows(got).itertuples() if r.revision}
     assert revised == {("1m", T0 + 300_000), ("5m", T0 + 60_000)}  # the windows `allowed` landed in
 
 
@@ -132,7 +132,7 @@ def test_open_candles_are_published_as_they_grow_and_the_still_open_windows_stay
         window = [t for t in ticks if c.window_start <= t.ts_ms < c.window_start + iv]
         want = candles_from_ticks(_frame(window[: c.trades]), c.interval)
         assert len(want) == 1 and c.window_end == c.window_start + iv
-        got = pd.DataFrame([c.to_dict()])[want.columns].assign(final=True)
+        got = candles_to_frame([c]).assign(final=True)
         pd.testing.assert_frame_equal(got, want, check_exact=True, obj=str(c.key))
     # per window, open versions grow, and come before the final one
     seen: dict[tuple[str, str, int], tuple[int, bool]] = {}
@@ -149,7 +149,8 @@ def test_open_candles_are_published_as_they_grow_and_the_still_open_windows_stay
         last = reference[reference.interval == interval].iloc[-1]
         latest = cache.latest(SYMBOL, interval)
         assert latest is not None and not latest.final, (interval, latest)
-        assert (latest.window_start, latest.open, latest.close, latest.volume, latest.trades) == (
+        (cached,) = candles_to_frame([latest]).itertuples()
+        assert (cached.window_start, cached.open, cached.close, cached.volume, cached.trades) == (
             last.window_start, last.open, last.close, last.volume, last.trades)
         assert (interval, last.window_start) not in stored
     # and the closed windows are stored with the reference's values

@@ -72,3 +72,31 @@ def test_a_scoring_consumer_never_loads_pandas_or_pyarrow(tmp_path: Path) -> Non
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["[]", "True"]
+
+
+def test_every_candle_frame_of_the_api_shows_window_times_as_history_does(tmp_path: Path) -> None:
+    """candles_from_ticks, history and score_history: the same candles, the same frame (UTC
+    datetimes for window_start/window_end, epoch-ms ints for the tick times), bit for bit."""
+    import pandas as pd
+
+    from cryptolab.batch import frame_to_candles
+    from cryptolab.sources.synthetic import SyntheticMarket
+    from cryptolab.store import Store
+
+    url = f"sqlite:///{(tmp_path / 'c.db').as_posix()}"
+    ticks = SyntheticMarket(symbols=["BTC-USD"], seed=2, start_ms=1_700_000_040_000,
+                            duration_ms=1_800_000).to_frame()
+    batch = cryptolab.candles_from_ticks(ticks, intervals="1m")
+    with Store(url) as store:
+        store.init()
+        store.commit_batch(group="g", topic="t", candles=frame_to_candles(batch))
+    stored = cryptolab.history("BTC-USD", "1m", store_url=url)
+    assert len(stored) == len(batch) == 30
+    assert str(batch["window_start"].dtype) == str(batch["window_end"].dtype) == "datetime64[ms, UTC]"
+    assert batch["window_start"].iloc[0] == pd.Timestamp("2023-11-14 22:14", tz="UTC")
+    assert batch["first_ts"].dtype == "int64"
+    pd.testing.assert_frame_equal(batch, stored, check_exact=True)
+    pd.testing.assert_frame_equal(cryptolab.score_history(batch, "rule"),
+                                  cryptolab.score_history(stored, "rule"), check_exact=True)
+    empty = cryptolab.candles_from_ticks(ticks.iloc[:0], intervals="1m")
+    assert empty.dtypes.equals(cryptolab.history("ETH-USD", "1m", store_url=url).dtypes)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cryptolab.batch import candles_from_ticks
+from cryptolab.batch import candles_from_ticks, with_ms_windows
 from cryptolab.errors import ValidationError
 from cryptolab.models import Tick
 from cryptolab.producer import JsonlSink
@@ -67,7 +67,7 @@ def test_bars_reaggregate_to_the_same_bars(shared_data, name):
         interval = "4h"
     assert len(ticks) == 4 * len(bars)
     assert {t.symbol for t in ticks} == {"ETH-USD"}
-    candles = candles_from_ticks(frame(ticks), intervals=interval)
+    candles = with_ms_windows(candles_from_ticks(frame(ticks), intervals=interval))  # bars: epoch ms
     assert len(candles) == len(bars)
     for c, b in zip(candles.itertuples(), bars, strict=True):
         assert (c.window_start, c.open, c.high, c.low, c.close) == (b["start"], b["o"], b["h"], b["l"], b["c"])

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from cryptolab.batch import candles_from_ticks
+from cryptolab.batch import candles_from_ticks, with_ms_windows
 from cryptolab.errors import ValidationError
 from cryptolab.models import Tick, validate_tick
 from cryptolab.sources import Source, make_source
@@ -81,7 +81,7 @@ def test_injected_move_is_seen_by_the_aligned_one_minute_candle(kind, magnitude)
     inj = Injection(symbol="ETH-USD", at_ms=at, kind=kind, magnitude=magnitude)
     m = SyntheticMarket(symbols=3, seed=21, start_ms=1_700_000_040_000, duration_ms=3_600_000,
                         injections=[inj])
-    candles = candles_from_ticks(m.to_frame(), intervals="1m")
+    candles = with_ms_windows(candles_from_ticks(m.to_frame(), intervals="1m"))  # at: epoch ms
     c = candles[(candles.symbol == "ETH-USD") & (candles.window_start == at)].iloc[0]
     move = c.close / c.open - 1
     expected = magnitude if kind == "spike" else -magnitude

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cryptolab.batch import candles_from_ticks, candles_to_frame
+from cryptolab.batch import candles_from_ticks, candles_to_frame, epoch_ms
 from cryptolab.models import Candle, parse_interval
 from cryptolab.windows import CandleAggregator, state_from_bytes, state_to_bytes
 
@@ -114,7 +114,8 @@ def _oracle(rows, iv_names, ooo, lateness):
             df["size"] = df["size"].astype("float64")
             frames.append(candles_from_ticks(df, n))
     out = _sort(pd.concat(frames, ignore_index=True))
-    out["revision"] = [revisions.get((s, n, w), 0) for s, n, w in zip(out.symbol, out.interval, out.window_start, strict=True)]
+    out["revision"] = [revisions.get((s, n, w), 0)
+                       for s, n, w in zip(out.symbol, out.interval, epoch_ms(out.window_start), strict=True)]
     return out, sorted(too_late)
 
 
