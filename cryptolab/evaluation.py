@@ -15,10 +15,13 @@ Matching (:func:`evaluate`): a label covers the candles of its symbol whose
 window overlaps ``[start_ms, end_ms)``, plus ``tolerance`` more candles after
 it (default 1: an alert on the candle right after a move is a late detection,
 not a false alarm). An alert on a covered candle is a true positive; a label is
-detected when at least one alert covers it; its delay is from ``start_ms`` to
-the first such alert's ``ts_ms`` (the candle's window end), and
-``delay_candles`` counts candles after the one where the move starts (0 = the
-first candle).
+detected when at least one alert covers it. Its delay runs from ``start_ms`` to
+the first such alert, which is raised when its candle closes (the alert's
+``ts_ms`` is the candle's window end): ``delay_ms`` in milliseconds and
+``delay_candles`` in candle lengths, rounded up: the candles from the one the
+move starts in to the alert's, both included (1 = alerted when the move's own
+candle closes). So ``(delay_candles - 1) * interval < delay_ms <=
+delay_candles * interval``, equal for a move that starts with its candle.
 
 Examples
 --------
@@ -30,8 +33,8 @@ Examples
 ...     "volume": 1.0})
 >>> labels = [{"symbol": "X", "kind": "crash", "magnitude": 0.07, "start_ms": 120_000, "end_ms": 180_000}]
 >>> res = evaluate(candles, labels, detectors="rule")
->>> res.table[["detector", "alerts", "precision", "recall", "delay_candles"]].to_dict("records")
-[{'detector': 'rule', 'alerts': 1, 'precision': 1.0, 'recall': 1.0, 'delay_candles': 0.0}]
+>>> res.table[["detector", "alerts", "precision", "recall", "delay_candles", "delay_ms"]].to_dict("records")
+[{'detector': 'rule', 'alerts': 1, 'precision': 1.0, 'recall': 1.0, 'delay_candles': 1.0, 'delay_ms': 60000.0}]
 """
 
 from __future__ import annotations
@@ -88,11 +91,13 @@ class EvaluationResult:
         One row per detector: ``candles`` scored, ``alerts``, ``alert_rate``
         (alerts per candle), ``true_alerts``, ``precision``, ``labels``,
         ``detected``, ``recall``, ``f1``, mean ``delay_candles`` and
-        ``delay_ms`` of the detected labels (NaN when undefined).
+        ``delay_ms`` of the detected labels (NaN when undefined; see the
+        module's description of the delay).
     scored
         The candles with the :func:`~cryptolab.score_history` columns.
     labels
-        The labels, with per detector ``detected_<name>`` and ``delay_ms_<name>``.
+        The labels, with per detector ``detected_<name>``, ``delay_ms_<name>``
+        and ``delay_candles_<name>``.
     name
         What was evaluated (shown by ``str()``).
     params
@@ -125,10 +130,10 @@ def format_table(table: pd.DataFrame) -> str:
     --------
     >>> t = pd.DataFrame([{"detector": "rule", "candles": 10, "alerts": 1, "alert_rate": 0.1,
     ...     "true_alerts": 1, "precision": 1.0, "labels": 2, "detected": 1, "recall": 0.5,
-    ...     "f1": 2 / 3, "delay_candles": 0.0, "delay_ms": 60000.0}])
+    ...     "f1": 2 / 3, "delay_candles": 1.0, "delay_ms": 60000.0}])
     >>> print(format_table(t))
     detector  candles  alerts alert_rate precision recall    f1 delay_candles delay_ms
-        rule       10       1     10.00%    100.0%  50.0% 66.7%           0.0    60000
+        rule       10       1     10.00%    100.0%  50.0% 66.7%           1.0    60000
     """
     def pct(d: int) -> Any:
         return lambda v: "-" if pd.isna(v) else f"{100 * v:.{d}f}%"
@@ -237,10 +242,12 @@ def evaluate(
             first = hits[np.argmin(ws[hits])]
             start = int(lab.at[j, "start_ms"])
             detected[j] = True
+            # the alert is raised when its candle closes: at we[first], not ws[first]
             delay_ms[j] = float(we[first] - start)
-            delay_c[j] = float((ws[first] - (start // iv_ms) * iv_ms) // iv_ms)
+            delay_c[j] = float(-(-(we[first] - start) // iv_ms))  # whole candles, rounded up
         lab[f"detected_{d}"] = detected
         lab[f"delay_ms_{d}"] = delay_ms
+        lab[f"delay_candles_{d}"] = delay_c
         precision = true_alerts / alerts if alerts else math.nan
         recall = float(detected.mean()) if len(lab) else math.nan
         f1 = (

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from cryptolab.anomaly import RuleDetector
+from cryptolab.batch import candles_from_ticks
 from cryptolab.cli import main
 from cryptolab.errors import ValidationError
 from cryptolab.evaluation import (
@@ -21,6 +22,7 @@ from cryptolab.evaluation import (
     move_labels,
     shared_data_dir,
 )
+from cryptolab.sources.synthetic import Injection, SyntheticMarket
 
 MIN = 60_000
 
@@ -48,12 +50,45 @@ def test_matching_precision_recall_and_delay():
     assert (row["alerts"], row["true_alerts"], row["detected"]) == (3, 2, 2)
     assert row["precision"] == pytest.approx(2 / 3)
     assert row["recall"] == pytest.approx(2 / 3)
-    # delays: label 1 detected one candle late (ends at 4 min), label 2 on its own candle
-    assert row["delay_candles"] == pytest.approx((1 + 0) / 2)
+    # delays, to the close of the alert's candle: label 1 starts at 2:30 and is alerted on candle
+    # 3 (closes at 4:00): 90 s, 2 candles (2 and 3); label 2 on its own candle: 60 s, 1 candle
+    assert row["delay_candles"] == pytest.approx((2 + 1) / 2)
     assert row["delay_ms"] == pytest.approx(((4 * MIN - (2 * MIN + 30_000)) + MIN) / 2)
 
     strict = evaluate(df, labels, "rule", tolerance=0).table.iloc[0]
     assert (strict["true_alerts"], strict["detected"]) == (1, 1)
+
+
+def test_a_known_injection_is_detected_one_candle_and_60_seconds_after_it_starts():
+    # a +10% spike ramping inside the minute [at, at + 1 min): the rule sees it in that candle,
+    # whose alert is raised when it closes, at + 1 min: one candle and 60,000 ms after the move
+    t0 = 1_700_000_040_000
+    at = t0 + 30 * MIN
+    market = SyntheticMarket(symbols=["BTC-USD"], seed=4, start_ms=t0, duration_ms=60 * MIN,
+                             ticks_per_second=5.0,
+                             injections=[Injection(symbol="BTC-USD", at_ms=at, kind="spike",
+                                                   magnitude=0.10)])
+    candles = candles_from_ticks(market.to_frame(), intervals="1m")
+    res = evaluate(candles, market.labels, "rule", tolerance=1)
+    (alerted,) = res.scored.loc[res.scored["flag_rule"], "window_start"]
+    assert alerted == pd.Timestamp(at, unit="ms", tz="UTC")  # the move's own candle
+    row = res.table.iloc[0]
+    assert (row["detected"], row["delay_candles"], row["delay_ms"]) == (1, 1.0, 60_000.0)
+    lab = res.labels.iloc[0]
+    assert (lab["delay_candles_rule"], lab["delay_ms_rule"]) == (1.0, 60_000.0)
+
+
+def test_delay_in_candles_and_in_ms_agree_for_every_detected_label():
+    res = evaluate_synthetic(symbols=3, hours=1.0, seed=2, injections=6, min_magnitude=0.04,
+                             detectors="rule,zscore,hst")
+    iv = 60_000
+    checked = 0
+    for d in ("rule", "zscore", "hst"):
+        hit = res.labels[res.labels[f"detected_{d}"]]
+        ms, candles = hit[f"delay_ms_{d}"], hit[f"delay_candles_{d}"]
+        assert ((candles - 1) * iv < ms).all() and (ms <= candles * iv).all(), (d, hit)
+        checked += len(hit)
+    assert checked > 0
 
 
 def test_no_alerts_and_no_labels_give_nan_not_zero():
@@ -72,7 +107,8 @@ def test_rule_baseline_on_large_injected_moves_is_near_perfect(capsys):
     assert row["labels"] == 8
     assert row["recall"] >= 0.9
     assert row["precision"] >= 0.9
-    assert row["delay_candles"] <= 1.0
+    assert row["delay_candles"] == 1.0  # on the move's own candle (minute-aligned moves)
+    assert row["delay_ms"] == 60_000.0
     assert "rule" in capsys.readouterr().out
 
 
