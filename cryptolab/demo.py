@@ -24,6 +24,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -40,13 +41,40 @@ if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.sources.synthetic import Injection
     from cryptolab.store import Store
 
-__all__ = ["DemoResult", "LiveDemo", "live_injections", "run_demo"]
+__all__ = ["DemoResult", "LiveDemo", "live_injections", "most_severe_first", "run_demo"]
 
 log = logging.getLogger(__name__)
 
 _MINUTE = 60_000
 #: Where the demo's first tick is: a whole minute, 2023-11-14 22:14 UTC.
 DEMO_START_MS: Final = 1_700_000_040_000
+#: Alerts the summary lists (the most severe first); it counts the others.
+SHOWN_ALERTS: Final = 5
+_SEVERITY_RANK: Final = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
+_DETECTOR_RANK: Final = {"rule": 0, "zscore": 1, "hst": 2, "ensemble": 3}
+
+
+def most_severe_first(alerts: Sequence[Alert]) -> list[Alert]:
+    """``alerts`` by severity (HIGH first), then window start, interval, detector and symbol.
+
+    Examples
+    --------
+    >>> def alert(severity, detector, ws=0, interval="1m"):
+    ...     return Alert(symbol="X", interval=interval, window_start=ws, detector=detector,
+    ...                  severity=severity, score=1.0, ts_ms=ws + 60_000)
+    >>> [(a.severity, a.detector) for a in most_severe_first(
+    ...     [alert("MEDIUM", "hst"), alert("HIGH", "zscore", 60_000), alert("HIGH", "rule", 60_000)])]
+    [('HIGH', 'rule'), ('HIGH', 'zscore'), ('MEDIUM', 'hst')]
+    """
+    return sorted(alerts, key=lambda a: (
+        _SEVERITY_RANK.get(a.severity, len(_SEVERITY_RANK)), a.window_start, parse_interval(a.interval),
+        _DETECTOR_RANK.get(a.detector, len(_DETECTOR_RANK)), a.detector, a.symbol))
+
+
+def _counted(severities: dict[str, int]) -> str:
+    """``{"HIGH": 5, "MEDIUM": 4}`` -> ``"5 HIGH, 4 MEDIUM"`` (HIGH first, zeros left out)."""
+    order = sorted(severities, key=lambda s: _SEVERITY_RANK.get(s, len(_SEVERITY_RANK)))
+    return ", ".join(f"{severities[s]} {s}" for s in order if severities[s])
 
 
 @dataclass
@@ -56,7 +84,9 @@ class DemoResult:
     ticks: int
     dead_letters: int
     candles: dict[str, int]
+    #: Alerts raised by the run.
     alerts: int
+    #: The most severe of them (:func:`most_severe_first`), at most :data:`SHOWN_ALERTS`.
     alert_examples: list[Alert]
     produce_s: float
     consume_s: float
@@ -65,20 +95,41 @@ class DemoResult:
     store_url: str
     outputs: dict[str, Path] = field(default_factory=dict)
     injected: list[dict[str, Any]] = field(default_factory=list)
+    #: Alerts per severity (every alert, not only the examples).
+    alert_severities: dict[str, int] = field(default_factory=dict)
+
+    def _alert_lines(self) -> list[str]:
+        """The alerts line, the most severe alerts with what their scores mean, and how many more."""
+        from cryptolab.anomaly.scores import describe_score
+        from cryptolab.models import iso_utc
+
+        shown = self.alert_examples[:SHOWN_ALERTS]
+        counts = _counted(self.alert_severities)
+        head = f"alerts           {self.alerts}" + (f": {counts}" if counts else "")
+        lines = [head + ("; the most severe first:" if shown else "")]
+        width = max((len(a.symbol) + len(a.interval) for a in shown), default=0) + 1
+        for a in shown:
+            where = f"{a.symbol} {a.interval}".ljust(width)
+            lines.append(f"                 {a.severity:<6} {a.detector:<9} {where} {iso_utc(a.window_start)}  "
+                         f"{describe_score(a.detector, a.score)}")
+        more = self.alerts - len(shown)
+        if more > 0:
+            rest = dict(self.alert_severities)
+            for a in shown:
+                rest[a.severity] = rest.get(a.severity, 0) - 1
+            csv = self.outputs.get("alerts csv")
+            lines.append(f"                 and {more} more ({_counted(rest)}): see "
+                         + (f"{csv} or " if csv is not None else "")
+                         + "`cryptolab export alerts --out -`")
+        return lines
 
     def summary(self) -> str:
         """A short human-readable summary."""
         lines = [
             f"ticks            {self.ticks:,} produced, {self.dead_letters} malformed records sent to the dead-letter topic",
             "candles          " + ", ".join(f"{k}: {v:,}" for k, v in self.candles.items()),
-            f"alerts           {self.alerts}",
+            *self._alert_lines(),
         ]
-        for a in self.alert_examples[:5]:
-            from cryptolab.models import iso_utc
-
-            lines.append(
-                f"                 {a.severity:<6} {a.detector:<12} {a.symbol} {a.interval} {iso_utc(a.window_start)} score={a.score:.3g}"
-            )
         for inj in self.injected:
             from cryptolab.models import iso_utc
 
@@ -234,7 +285,8 @@ def run_demo(
         dead_letters=stats.dead_letters,
         candles=tally.candles(s.intervals),
         alerts=len(tally.alerts),
-        alert_examples=sorted(tally.alerts, key=lambda a: -a.score)[:5],
+        alert_examples=most_severe_first(tally.alerts)[:SHOWN_ALERTS],
+        alert_severities=dict(Counter(a.severity for a in tally.alerts)),
         produce_s=produce_s,
         consume_s=consume_s,
         elapsed_s=elapsed,

@@ -7,6 +7,8 @@
   QuantileFilter thresholds and ADWIN resets, and an ensemble.
 * :mod:`~cryptolab.anomaly.scorer`: :class:`AnomalyScorer` (the pipeline's
   scorer, restart-exact) and :func:`score_history` (notebooks).
+* :mod:`~cryptolab.anomaly.scores`: :func:`describe_score`, what a detector's
+  score means, in words.
 
 Examples
 --------
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
         stream_seed,
     )
     from cryptolab.anomaly.scorer import AnomalyScorer, HistoryFn, score_history
+    from cryptolab.anomaly.scores import describe_score
 
 # Detectors and the scorer import River (which imports SQLAlchemy, scikit-learn
 # hooks...): they load on first use, so the pure features stay light.
@@ -55,6 +58,7 @@ _LAZY: dict[str, str] = {
         "cryptolab.anomaly.detectors",
     ),
     **dict.fromkeys(("AnomalyScorer", "HistoryFn", "score_history"), "cryptolab.anomaly.scorer"),
+    "describe_score": "cryptolab.anomaly.scores",
 }
 
 __all__ = [
@@ -74,6 +78,7 @@ __all__ = [
     "Severity",
     "candle_features",
     "default_detectors",
+    "describe_score",
     "make_detectors",
     "score_history",
     "stream_seed",

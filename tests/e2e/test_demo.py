@@ -6,13 +6,14 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 
 import pandas as pd
 
 from cryptolab.batch import candles_from_ticks, candles_to_frame
 from cryptolab.cli import main
 from cryptolab.config import Settings
-from cryptolab.demo import run_demo
+from cryptolab.demo import SHOWN_ALERTS, most_severe_first, run_demo
 from cryptolab.models import parse_interval
 from cryptolab.sources.synthetic import Injection, SyntheticMarket
 from cryptolab.store import Store
@@ -45,6 +46,11 @@ def test_run_demo_builds_reference_candles_and_alerts_on_the_injected_spike(tmp_
     hit = [a for a in alerts if a.symbol == spike["symbol"] and a.interval == "1m"
            and a.window_start == spike["start_ms"]]
     assert hit, f"no 1m alert on the injected spike at {spike['start_ms']}: {alerts}"
+    # the summary's examples are the most severe of this run's alerts, and it counts them all
+    assert result.alerts == len(alerts) > SHOWN_ALERTS
+    assert result.alert_examples == most_severe_first(alerts)[:SHOWN_ALERTS]
+    assert result.alert_severities == dict(Counter(a.severity for a in alerts))
+    assert f"and {len(alerts) - SHOWN_ALERTS} more" in result.summary()
     assert result.outputs["candles csv"].read_text().splitlines()[0] == (
         "symbol,interval,window_start,window_end,open,high,low,close,volume,vwap,trades,revision,final")
     assert pd.notna(got["close"]).all()
@@ -56,6 +62,12 @@ def test_demo_cli_prints_summary(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     for word in ("ticks", "candles", "1m:", "alerts", "throughput", "store", "candles csv"):
         assert word in out
+    # every alert is listed or counted in "and N more"
+    total = int(re.search(r"^alerts +(\d+)", out, re.M).group(1))
+    listed = len(re.findall(r"^ +(?:HIGH|MEDIUM|LOW) ", out, re.M))
+    more = re.search(r"^ +and (\d+) more .*`cryptolab export alerts --out -`$", out, re.M)
+    assert listed == min(total, SHOWN_ALERTS)
+    assert listed + (int(more.group(1)) if more else 0) == total
 
 
 def _demo(*flags: str) -> None:
