@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from confluent_kafka import Producer
 
 from cryptolab.config import Settings, redact_url
+from cryptolab.errors import ConfigError
 from cryptolab.kafka import producer_config
-from cryptolab.models import Alert, Tick, parse_interval
+from cryptolab.models import Alert, Tick, iso_utc, parse_interval
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Sequence
@@ -184,10 +185,25 @@ def _forget_last_run(store: Store, base: Settings, symbols: list[str], span: tup
     if isinstance(last, dict):
         store.forget([str(x) for x in last.get("symbols", [])], int(last.get("start_ms", 0)),
                      int(last.get("end_ms", 0)))
+    _refuse_foreign_candles(store, base, symbols, span)
     store.forget(symbols, *span, group_prefix=f"{base.group}.demo.")
     runs[key] = {"symbols": symbols, "start_ms": span[0], "end_ms": span[1]}
     base.data_dir.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
+
+
+def _refuse_foreign_candles(store: Store, base: Settings, symbols: list[str], span: tuple[int, int]) -> None:
+    """Refuse to run where the store holds candles of the demo's symbols and span that no demo
+    run wrote (its last run's were just forgotten): the demo would replace them with synthetic ones."""
+    for symbol in symbols:
+        for interval in base.intervals:
+            held = store.history(symbol, interval, span[0], span[1])
+            if len(held):
+                raise ConfigError(
+                    f"the store {store.url} holds {len(held)} {symbol} {interval} candles between "
+                    f"{iso_utc(span[0])} and {iso_utc(span[1])} that no demo run wrote; the demo would "
+                    "replace them with synthetic ones: run it on another store (CRYPTOLAB_STORE_URL or "
+                    "CRYPTOLAB_DATA_DIR)")
 
 
 def run_demo(

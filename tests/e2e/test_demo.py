@@ -122,3 +122,26 @@ def test_the_demo_gives_the_same_store_run_after_run(tmp_path, capsys, monkeypat
     info = json.loads(capsys.readouterr().out)
     assert len({p["group"] for p in info["progress"]}) == 1  # the consumer progress of the last run only
     assert len(first[1].splitlines()) - 1 == int(re.search(r"alerts +(\d+)", first_summary).group(1))
+
+
+def test_the_demo_refuses_a_store_holding_candles_it_did_not_write(tmp_path, capsys, monkeypatch):
+    """Real BTC-USD candles in the demo's span (a replay, a backfill) are never replaced by
+    synthetic ones: the demo says so in one line and leaves the store as it was."""
+    from cryptolab.models import Candle
+
+    monkeypatch.chdir(tmp_path)
+    store = Store.from_settings(Settings.from_env({}))
+    store.init()
+    t = 1_700_000_040_000 // 60_000 * 60_000 + 30 * 60_000  # inside the demo's 2 hours
+    real = [Candle(symbol="BTC-USD", interval="1m", window_start=t, window_end=t + 60_000, open=37_000.0,
+                   high=37_010.0, low=36_990.0, close=37_005.0, volume=1.5, vwap=37_001.0, trades=3,
+                   first_ts=t, last_ts=t + 59_000, high_ts=t + 1, low_ts=t + 2, final=True)]
+    store.commit_batch(group="replay", topic="ticks", candles=real)
+    before = store.history("BTC-USD", "1m")
+    assert main(["demo", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    said = err.strip().splitlines()[-1]  # after the demo's banner line
+    assert "holds 1 BTC-USD 1m candles" in said and "no demo run wrote" in said, err
+    pd.testing.assert_frame_equal(store.history("BTC-USD", "1m"), before)
+    assert len(store.history("ETH-USD", "1m")) == 0  # and it wrote nothing
