@@ -59,11 +59,12 @@ def _conninfo(url: str) -> str:
 
 
 def _waiting_on_a_lock(conninfo: str, pid: int) -> int | None:
-    """The backend pid of another session of this database waiting for a lock (A's fence check)."""
+    """The backend pid of the session of this database that the holder ``pid`` blocks (A's
+    fence check waiting for the progress rows it holds), if any."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND pid <> %s LIMIT 1", (pid,)).fetchone()
+            "AND %s = ANY(pg_blocking_pids(pid)) LIMIT 1", (pid,)).fetchone()
     return int(row[0]) if row else None
 
 
