@@ -18,17 +18,15 @@ the candles of the windows it still had open, by the wall-clock idle close.
 from __future__ import annotations
 
 import threading
-import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
+from fakes.cache import RecordingCache
 from harness import candles_frame, embedded_topic, market, wait_until
 
 from cryptolab.batch import candles_from_ticks, candles_to_frame, with_ms_windows
-from cryptolab.cache import MemoryCache
 from cryptolab.models import Candle, encode_tick, parse_interval
 from cryptolab.pipeline import CandlePipeline
 from cryptolab.store import Store
@@ -104,20 +102,6 @@ def test_windows_closed_by_an_idle_close_are_revised_to_the_reference_by_the_tic
     assert set(revised) == {("5m", T0 + 60_000), ("15m", T0 + 60_000)}
 
 
-class RecordingCache(MemoryCache):
-    """The in-process cache, keeping every candle published to it, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(f"idle-{uuid.uuid4().hex[:8]}")
-        self.published: list[Candle] = []
-        self._lock = threading.Lock()
-
-    def publish(self, candles: Any) -> None:
-        with self._lock:
-            self.published.extend(candles)
-        super().publish(candles)
-
-
 def test_a_live_pipeline_stores_and_publishes_its_open_windows_after_the_idle_timeout(
     tmp_path: Path,
 ) -> None:
@@ -127,7 +111,7 @@ def test_a_live_pipeline_stores_and_publishes_its_open_windows_after_the_idle_ti
     s = replace(embedded_topic(tmp_path, records, "idle"), idle_timeout_ms=2_000)
     store = Store(f"sqlite:///{(tmp_path / 'idle.db').as_posix()}")
     store.init()
-    cache = RecordingCache()
+    cache = RecordingCache("idle")
     pipe = CandlePipeline(s, store=store, cache=cache, scorer=None, batch_size=500, batch_timeout=0.05)
     group, topic = pipe.group, pipe.topic
 

@@ -14,18 +14,18 @@ into a SQLite store and the in-process cache:
 from __future__ import annotations
 
 import threading
-import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from fakes.cache import RecordingCache
 from faults.harness import candles_frame, embedded_topic, wait_until
 
 from cryptolab.batch import candles_from_ticks, candles_to_frame, with_ms_windows
 from cryptolab.cache import MemoryCache
-from cryptolab.models import Candle, Tick, encode_tick, parse_interval
+from cryptolab.models import Tick, encode_tick, parse_interval
 from cryptolab.pipeline import CandlePipeline
 from cryptolab.store import Store, late_ticks_table
 
@@ -39,20 +39,6 @@ OOO_MS = 1_000
 def trade(i: int, ts: int) -> Tick:
     return Tick(symbol=SYMBOL, ts_ms=ts, price=100.0 + (i * 7) % 13, size=1.0 + i % 3, source="feed",
                 trade_id=f"t{i}")
-
-
-class RecordingCache(MemoryCache):
-    """The in-process cache, keeping every candle published to it, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(f"outputs-{uuid.uuid4().hex[:8]}")
-        self.published: list[Candle] = []
-        self._lock = threading.Lock()
-
-    def publish(self, candles: Any) -> None:
-        with self._lock:
-            self.published.extend(candles)
-        super().publish(candles)
 
 
 def _store(tmp: Path) -> Store:
@@ -80,7 +66,7 @@ def test_too_late_ticks_become_late_ticks_rows_and_a_late_tick_within_lateness_r
     too_late = [trade(1_000, T0 + 10_000), trade(1_001, T0 + 20_000)]
     allowed = trade(1_002, T0 + 330_000)
     records = [*ticks[:400], too_late[0], allowed, too_late[1], *ticks[400:]]
-    store, cache = _store(tmp_path), RecordingCache()
+    store, cache = _store(tmp_path), RecordingCache("outputs")
     pipe = _pipeline(tmp_path, records, store, cache)
     stats = pipe.run(stop_at_end=True)
     assert stats.ticks == len(records) and stats.late_ticks == 2, stats
@@ -112,7 +98,7 @@ def test_open_candles_are_published_as_they_grow_and_the_still_open_windows_stay
     tmp_path: Path,
 ) -> None:
     ticks = [trade(i, T0 + i * 1_500) for i in range(400)]  # ten minutes, a trade every 1.5 s
-    store, cache = _store(tmp_path), RecordingCache()
+    store, cache = _store(tmp_path), RecordingCache("outputs")
     pipe = _pipeline(tmp_path, ticks, store, cache)  # embedded_topic turns the idle close off
     thread = threading.Thread(target=pipe.run, name="live-pipeline", daemon=True)  # live: no end
     thread.start()
