@@ -112,6 +112,7 @@ def commit_batch(
 def _check_fence(
     db: Database, conn: Connection, group: str, topic: str, expected: Mapping[int, int | None]
 ) -> None:
+    """Raise :class:`FencedError` unless each partition's stored offset is the expected one."""
     stmt = (
         sa.select(_PC.partition, _PC.offset)
         .where(_PC.group_id == group, _PC.topic == topic, _PC.partition.in_(sorted(expected)))
@@ -132,6 +133,7 @@ def _write_progress(
     expected: Mapping[int, int | None],
     now: int,
 ) -> None:
+    """Move stored progress on (each UPDATE compares the old offset) and insert the new."""
     updates: list[dict[str, Any]] = []
     inserts: list[dict[str, Any]] = []
     for p, prog in sorted(progress.items()):
@@ -170,6 +172,7 @@ def _write_progress(
 def _fence_message(
     group: str, topic: str, partition: int, want: int | None, have: int | None, *, lost: bool = False
 ) -> str:
+    """The message of a lost fence: what was expected, what the store has (or that it moved)."""
     where = f"group {group!r} topic {topic!r} partition {partition}"
     if lost:
         return f"{where}: stored offset moved away from {want} (another consumer committed; re-read progress)"

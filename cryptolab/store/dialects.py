@@ -126,6 +126,7 @@ def dialect_for(url: URL) -> Dialect:
 
 
 def _json_dumps(obj: Any) -> str:
+    """JSON for the ``features`` column (numpy values included)."""
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
@@ -153,6 +154,7 @@ def _pg_numbers(values: list[Any]) -> str:
 
 
 def _is_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` is psycopg's lost-connection error."""
     try:
         import psycopg
     except ImportError:  # pragma: no cover

@@ -163,6 +163,7 @@ def _export(
     fmt: _Formatter,
     what: str,
 ) -> int:
+    """Write the CSV to a file object, or atomically to a path (a temporary file renamed)."""
     if hasattr(path, "write"):
         return _write_csv(db, cast("IO[str]", path), header, stmt, fmt, what)
     target = Path(path)
@@ -183,6 +184,7 @@ def _export(
 def _write_csv(
     db: Database, fh: IO[str], header: Sequence[str], stmt: sa.Select[Any], fmt: _Formatter, what: str
 ) -> int:
+    """Write ``header`` and the rows of ``stmt`` (streamed in parts) to ``fh``; return the rows."""
     writer = csv.writer(fh, lineterminator="\n")
     writer.writerow(header)
     n = 0

@@ -84,6 +84,7 @@ class _Query:
 
 
 def _history_select(*, final_only: bool, limited: bool) -> sa.Select[Any]:
+    """The plain history SELECT of the numeric columns, one of its four variants."""
     cond = [
         _C.symbol == sa.bindparam("symbol", type_=sa.String),
         _C.interval == sa.bindparam("interval", type_=sa.String),
