@@ -13,6 +13,7 @@ from cryptolab.cli import main
 from cryptolab.errors import FencedError, StoreError
 from cryptolab.models import Candle
 from cryptolab.store import HYPERTABLE_CHUNK_MS, PartitionProgress, Store
+from cryptolab.store.dialects import PostgresDialect
 
 pytestmark = pytest.mark.integration
 
@@ -126,8 +127,8 @@ def test_failing_timescale_setup_falls_back_to_a_plain_table(
 ) -> None:
     # Pretend the extension is installable: CREATE EXTENSION then fails (no control file, no
     # privilege or not preloaded). init() must roll back only that step and carry on.
-    monkeypatch.setattr(Store, "_timescale_available", lambda self, conn: True)
-    monkeypatch.setattr(Store, "_is_hypertable", lambda self, conn: False)
+    monkeypatch.setattr(PostgresDialect, "_timescale_available", lambda self, conn: True)
+    monkeypatch.setattr(PostgresDialect, "_is_hypertable", lambda self, conn: False)
     with psycopg.connect(libpq(pg_url)) as conn:
         if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone():
             pytest.skip("TimescaleDB is really available here: the fallback cannot be provoked")
@@ -217,9 +218,9 @@ def test_packed_history_equals_the_select_path(pg_url: str) -> None:
 def test_unexpected_packed_layout_falls_back_to_select(
     pg_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from cryptolab import store as store_mod
+    from cryptolab.store import queries
 
-    monkeypatch.setattr(store_mod, "_frame_from_packed", lambda *a, **k: None)
+    monkeypatch.setattr(queries, "_frame_from_packed", lambda *a, **k: None)
     with Store(pg_url) as s:
         s.init()
         s.commit_batch(group="g", topic="t", candles=[candle(0), candle(1)])

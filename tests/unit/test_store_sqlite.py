@@ -19,7 +19,7 @@ from cryptolab import store as store_mod
 from cryptolab.config import Settings
 from cryptolab.errors import StoreError, ValidationError
 from cryptolab.models import MAX_TS_MS, MIN_TS_MS, Candle, iso_utc
-from cryptolab.store import PartitionProgress, Store, to_ms
+from cryptolab.store import PartitionProgress, Store, dialects, export, to_ms
 
 T0 = 1_700_000_040_000
 
@@ -112,7 +112,7 @@ def test_init_creates_the_directory_of_a_sqlite_file(tmp_path: Path) -> None:
 def test_opening_a_current_file_needs_no_write_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader (a chart, history()) opening a file whose writer holds the write lock
     longer than the busy timeout still opens it: init takes no write lock on a current schema."""
-    monkeypatch.setattr(store_mod, "_SQLITE_BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr(dialects, "_SQLITE_BUSY_TIMEOUT_MS", 300)
     url = f"sqlite:///{tmp_path / 'busy.db'}"
     with Store(url) as writer:
         writer.init()
@@ -221,7 +221,7 @@ def test_failed_export_leaves_the_previous_file(tmp_path: Path, monkeypatch: pyt
         def boom(*args: object, **kwargs: object) -> int:
             raise OSError("disk full")
 
-        monkeypatch.setattr(Store, "_write_csv", boom)
+        monkeypatch.setattr(export, "_write_csv", boom)
         with pytest.raises(OSError, match="disk full"):
             s.export_candles(out)
     assert out.read_text() == "previous\n"

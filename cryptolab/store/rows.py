@@ -1,0 +1,78 @@
+"""Records to table rows and back: :class:`~cryptolab.models.Candle`, :class:`~cryptolab.models.Alert`
+and :class:`~cryptolab.store.records.LateTick`.
+
+Examples
+--------
+>>> from cryptolab.models import Candle
+>>> c = Candle(symbol="X", interval="1m", window_start=0, window_end=60_000, open=1.0, high=2.0,
+...            low=0.5, close=1.5, volume=3.0, vwap=None, trades=3, first_ts=0, last_ts=0,
+...            high_ts=0, low_ts=0, final=True)
+>>> candle_from_row(list(candle_row(c).values())) == c
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import Any, Final
+
+import numpy as np
+
+from cryptolab.models import Alert, Candle
+from cryptolab.store.records import LateTick
+from cryptolab.store.schema import HISTORY_COLUMNS
+
+__all__ = ["CANDLE_FIELDS", "alert_row", "candle_from_row", "candle_row", "late_row"]
+
+#: Readers of a candle's :data:`HISTORY_COLUMNS`, in order (SQLite rows, PostgreSQL's upsert arrays).
+CANDLE_FIELDS: Final = tuple(attrgetter(c) for c in HISTORY_COLUMNS)
+
+
+def candle_row(c: Candle) -> dict[str, Any]:
+    """The ``candles`` row of ``c``, keyed by column name."""
+    values = (f(c) for f in CANDLE_FIELDS)
+    # numpy scalars as Python numbers: sqlite3 would store them as BLOBs
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in zip(HISTORY_COLUMNS, values, strict=True)}
+
+
+def candle_from_row(r: Sequence[Any]) -> Candle:
+    """The candle of a row of :data:`HISTORY_COLUMNS`."""
+    return Candle(
+        symbol=r[0], interval=r[1], window_start=int(r[2]), window_end=int(r[3]),
+        open=float(r[4]), high=float(r[5]), low=float(r[6]), close=float(r[7]),
+        volume=float(r[8]), vwap=None if r[9] is None else float(r[9]), trades=int(r[10]),
+        first_ts=int(r[11]), last_ts=int(r[12]), high_ts=int(r[13]), low_ts=int(r[14]),
+        revision=int(r[15]), final=bool(r[16]), gap=bool(r[17]),
+    )
+
+
+def alert_row(a: Alert) -> dict[str, Any]:
+    """The ``alerts`` row of ``a``, keyed by column name."""
+    return {
+        "symbol": a.symbol,
+        "interval": a.interval,
+        "window_start": a.window_start,
+        "detector": a.detector,
+        "severity": a.severity,
+        "score": float(a.score),
+        "ts_ms": a.ts_ms,
+        "features": dict(a.features),
+    }
+
+
+def late_row(t: LateTick, now_ms: int) -> dict[str, Any]:
+    """The ``late_ticks`` row of ``t``, recorded at ``now_ms``."""
+    return {
+        "topic": t.topic,
+        "partition": t.partition,
+        "offset": t.offset,
+        "symbol": t.symbol,
+        "ts_ms": t.ts_ms,
+        "price": t.price,
+        "size": t.size,
+        "source": t.source,
+        "trade_id": t.trade_id,
+        "watermark_ms": t.watermark_ms,
+        "recorded_at": now_ms,
+    }
