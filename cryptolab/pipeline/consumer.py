@@ -182,8 +182,7 @@ class CandlePipeline:
     def _stored_finals(self, symbol: str, interval: str, before_ms: int) -> list[Candle]:
         """The scorer's warm-up history, read with the commit's retries (a database restart
         must not kill the consumer when a stream first shows up)."""
-        result: list[Candle] = self._retry(lambda: self.store.final_candles_since(symbol, interval, before_ms))
-        return result
+        return self._retry(lambda: self.store.final_candles_since(symbol, interval, before_ms))
 
     def _resync(self, partitions: list[int]) -> None:
         """After being fenced: reload progress and seek back to what the store says."""
@@ -261,12 +260,7 @@ class CandlePipeline:
                 except Exception:
                     log.warning("the last commit failed while stopping on an error", exc_info=True)
             self.stats.elapsed_s += time.monotonic() - started
-            candles, alerts = self._relay.backlog
-            if candles or alerts:
-                log.warning(
-                    "stopping with %d candle and %d alert updates not delivered to the cache %r "
-                    "(unreachable); the store has every final candle and alert", candles, alerts, self.cache,
-                )
+            self._relay.say_undelivered()
             self._close_clients()
         if end is not None and not end.reached:
             if end.gave_up:
@@ -410,7 +404,8 @@ class CandlePipeline:
         fencing tokens, and a fenced commit resyncs the partitions before anything more
         is committed.
         """
-        if not any(o.dirty for o in self._partitions.owned.values()) and not self.aggregator_has_output():
+        owned = self._partitions.owned
+        if not any(o.dirty for o in owned.values()) and not self.aggregator_has_output():
             return
         self._reap()
         if not self._partitions.dirty() and not self.aggregator_has_output():

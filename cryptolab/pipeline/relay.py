@@ -78,6 +78,15 @@ class Relay:
         """How many candle and alert updates wait for the cache."""
         return len(self._cache_backlog), len(self._alert_backlog)
 
+    def say_undelivered(self) -> None:
+        """Warn about the updates still waiting for the cache, if any (when the pipeline stops)."""
+        if self._cache_backlog or self._alert_backlog:
+            log.warning(
+                "stopping with %d candle and %d alert updates not delivered to the cache %r "
+                "(unreachable); the store has every final candle and alert",
+                len(self._cache_backlog), len(self._alert_backlog), self.cache,
+            )
+
     def deliver(self, candles: list[Candle], alerts: list[Alert]) -> None:
         """Send the new ``alerts`` of a commit to Kafka, then publish it to the cache
         (replaying what waits first, when the cache is back): closed candles first, they are

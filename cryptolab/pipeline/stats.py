@@ -10,7 +10,7 @@ __all__ = ["PipelineStats"]
 
 @dataclass
 class PipelineStats:
-    """Counters of one :meth:`CandlePipeline.run` (also live on ``pipeline.stats``).
+    """Counters of one :meth:`~cryptolab.pipeline.CandlePipeline.run` (also live on ``pipeline.stats``).
 
     Examples
     --------
