@@ -49,6 +49,12 @@ class EndOfTopic:
     ({0: 0}, True, False)
     >>> end.update({0: P(partition=0, offset=5, watermark_ms=None, state=b"")}, now=1.0), end.left
     (True, {})
+
+    A member with nothing of its own left, waiting for a partition another member holds:
+
+    >>> end = EndOfTopic({0: (0, 5)}, wait_s=0)
+    >>> end.check(lambda: {}, owned=[], idle=True, assigned=True, commits=0), end.gave_up
+    ([0], True)
     """
 
     def __init__(self, watermarks: dict[int, tuple[int, int]], wait_s: float) -> None:
@@ -92,11 +98,12 @@ class EndOfTopic:
     ) -> list[int] | None:
         """Read the group's stored progress with ``load`` when due, and judge it.
 
-        It is due every second, or at once when this member is ``idle`` (it has nothing of its
-        own left and its last commit landed) and has committed since the last look, or when
-        ``force`` is given. :attr:`reached` is set, or :attr:`gave_up` after :attr:`wait_s` without
-        progress on the partitions other members hold: the clock runs only while this member
-        is ``assigned`` partitions and ``idle`` (not while the group rebalances).
+        It is due every second, or at once when this member is ``idle`` (it has nothing of
+        its own left and its last commit landed) and has committed since the last look, or
+        when ``force`` is given. :attr:`reached` is set, or :attr:`gave_up` after
+        :attr:`wait_s` without progress on the partitions other members hold: the clock runs
+        only while this member is ``assigned`` partitions and ``idle`` (not while the group
+        rebalances).
 
         Parameters
         ----------
