@@ -658,6 +658,20 @@ class CandleAggregator:
                     del wins[ws]
 
     # ------------------------------------------------------------ inspection
+    def has_output(self) -> bool:
+        """Whether :meth:`drain` has anything to give: candles changed, closed or gap-filled since
+        the last call.
+
+        Examples
+        --------
+        >>> agg = CandleAggregator(intervals="1m")
+        >>> agg.add("BTC-USD", 1_700_000_040_000, 37_000.0, 0.5)
+        True
+        >>> agg.has_output(), len(agg.drain().updates), agg.has_output()
+        (True, 1, False)
+        """
+        return bool(self._dirty or self._first_finals or self._gaps)
+
     def watermark(self, partition: int = 0) -> int | None:
         """The partition's watermark (``None`` before its first tick)."""
         p = self._parts.get(partition)

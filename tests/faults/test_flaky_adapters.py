@@ -25,7 +25,7 @@ import pytest
 from confluent_kafka import Producer
 from harness import alert_rows, candles_frame, embedded_topic, market
 
-import cryptolab.pipeline as pipeline_module
+import cryptolab.pipeline.consumer as consumer_module
 from cryptolab.batch import candles_from_ticks, epoch_ms
 from cryptolab.cache import MemoryCache
 from cryptolab.config import Settings
@@ -195,7 +195,7 @@ def test_dead_letters_wait_for_kafka_instead_of_failing_the_batch(
     s = _topic(tmp_path, records)
     store = Store(f"sqlite:///{(tmp_path / 'e.db').as_posix()}")
     store.init()
-    monkeypatch.setattr(pipeline_module, "Producer", _SlowDlqProducer)
+    monkeypatch.setattr(consumer_module, "Producer", _SlowDlqProducer)
     _SlowDlqProducer.stalls = 3
     with caplog.at_level(logging.WARNING, logger="cryptolab.pipeline"):
         stats = _run(s, store, MemoryCache(f"e-{uuid.uuid4().hex[:8]}"))
@@ -212,17 +212,17 @@ def test_stopping_while_dead_letters_are_undelivered_commits_nothing_of_that_bat
     s = _topic(tmp_path, records[:2_000] + [(b"BTC-USD", BAD[0])])
     store = Store(f"sqlite:///{(tmp_path / 'f.db').as_posix()}")
     store.init()
-    monkeypatch.setattr(pipeline_module, "Producer", _SlowDlqProducer)
+    monkeypatch.setattr(consumer_module, "Producer", _SlowDlqProducer)
     _SlowDlqProducer.stalls = 10**9  # Kafka never comes back
     pipe = CandlePipeline(s, store=store, cache=MemoryCache(f"f-{uuid.uuid4().hex[:8]}"),
                           batch_size=5_000, batch_timeout=0.05)
-    original = pipe._flush_dead_letters
+    original = pipe._dead_letters.flush
 
     def stop_then_flush() -> None:
         pipe.stop()
         original()
 
-    monkeypatch.setattr(pipe, "_flush_dead_letters", stop_then_flush)
+    monkeypatch.setattr(pipe._dead_letters, "flush", stop_then_flush)
     with pytest.raises(KafkaServiceError, match="dead-letter records not delivered"):
         pipe.run(stop_at_end=True)
     _SlowDlqProducer.stalls = 0
@@ -307,7 +307,8 @@ def test_a_fenced_commit_resyncs_and_refolds_what_was_folded_meanwhile(
     process = pipe._process
 
     def watch(msgs: Any) -> None:
-        folded_during_commit.append(pipe._inflight is not None and not pipe._inflight[1].done())
+        inflight = pipe._committer.inflight
+        folded_during_commit.append(inflight is not None and not inflight[1].done())
         process(msgs)
 
     pipe._process = watch  # type: ignore[method-assign]

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import redis
 
-import cryptolab.pipeline as pipeline_module
+import cryptolab.pipeline.consumer as consumer_module
 import cryptolab.producer as producer_module
 from cryptolab.cache import RedisCache
 from cryptolab.config import Settings
@@ -86,12 +86,12 @@ def test_producer_and_pipeline_build_their_clients_with_those_options(
     monkeypatch.setattr(producer_module, "Producer", capture("tick producer"))
     with pytest.raises(_Captured):
         producer_module.TickProducer(s, create_topic=False)
-    monkeypatch.setattr(pipeline_module, "ensure_topics", lambda *a, **k: {})
-    monkeypatch.setattr(pipeline_module, "Consumer", capture("pipeline consumer"))
+    monkeypatch.setattr(consumer_module, "ensure_topics", lambda *a, **k: {})
+    monkeypatch.setattr(consumer_module, "Consumer", capture("pipeline consumer"))
     store = Store(f"sqlite:///{(tmp_path / 's.db').as_posix()}")
     store.init()
     with pytest.raises(_Captured):
-        pipeline_module.CandlePipeline(s, store=store, scorer=None).run(timeout=1)
+        consumer_module.CandlePipeline(s, store=store, scorer=None).run(timeout=1)
     _has(seen["tick producer"], EXPECTED)
     _has(seen["pipeline consumer"], {**EXPECTED, "session.timeout.ms": "45000"})
 
