@@ -38,14 +38,15 @@ install: $(STAMP) ## Create .venv if missing and install cryptolab with all extr
 demo: install ## Run the end-to-end demo (cryptolab demo)
 	$(BIN)/cryptolab demo
 
-test: install ## Lint and type-check, start the services, then run unit, integration, doctest and notebook tests
+test: install ## Lint, type-check and check the layers, start the services, then run unit, integration, doctest and notebook tests
 	@echo "+ scripts/services.sh up"
 	scripts/services.sh up
 	echo "+ scripts/ensure_chromium.sh"
 	scripts/ensure_chromium.sh
-	echo "+ ruff check and mypy --strict"
+	echo "+ ruff check, mypy --strict and lint-imports (the layer rule, [tool.importlinter] in pyproject.toml)"
 	$(BIN)/ruff check cryptolab tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	eval "$$(scripts/services.sh env)"
 	mapfile -t notebooks < <(find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | sort)
 	nbval=()
@@ -61,9 +62,11 @@ test: install ## Lint and type-check, start the services, then run unit, integra
 	fi
 	exit $$rc
 
-lint: install ## Lint the code (ruff; shellcheck on the scripts when installed)
+lint: install ## Lint the code (ruff; the layer rule with lint-imports; shellcheck on the scripts when installed)
 	@echo "+ $(BIN)/ruff check cryptolab tests"
 	$(BIN)/ruff check cryptolab tests
+	echo "+ $(BIN)/lint-imports --no-cache"
+	$(BIN)/lint-imports --no-cache
 	if command -v shellcheck >/dev/null; then
 	  echo "+ shellcheck scripts/*.sh .ci/run"
 	  shellcheck scripts/*.sh .ci/run
@@ -102,7 +105,7 @@ services-status: ## Show whether each service is up, and where
 	scripts/services.sh status
 
 clean: ## Remove caches and build/test outputs (not .venv, .cache or the services' data)
-	rm -rf build dist ./*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts
+	rm -rf build dist ./*.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .hypothesis test-artifacts
 	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean ## Also stop the services and remove .venv, .cache and .services

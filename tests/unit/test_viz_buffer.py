@@ -229,6 +229,8 @@ def test_version_orders_revision_then_final_then_trades() -> None:
 
 
 def test_the_pure_buffer_imports_no_bokeh() -> None:
+    """What lint-imports cannot see: importing the buffer runs cryptolab.viz's __init__, whose
+    names load lazily (its own imports are the pure-core contract's)."""
     code = "import sys, cryptolab.viz.buffer; print(sorted(m for m in sys.modules if m.split('.')[0] in ('bokeh', 'confluent_kafka', 'redis', 'sqlalchemy')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
