@@ -257,8 +257,10 @@ class HalfSpaceTreesDetector(_RiverDetector):
     room for moves the warm-up never saw. Magnitudes (absolute return and
     body, range) are used, since a crash and a spike are equally anomalous.
     After an ADWIN drift the scaling is fitted again on the recent candles.
-    Threshold as for every River detector: River's ``QuantileFilter`` (level
-    ``q``) and a minimum ``threshold``.
+    Threshold as for every learning detector (``policy``): the scores'
+    ``q``-quantile (River's ``QuantileFilter``) and a minimum ``threshold``,
+    a :class:`~cryptolab.anomaly.thresholds.QuantileThreshold` over a
+    :class:`~cryptolab.anomaly.thresholds.FixedThreshold`.
 
     Parameters
     ----------

@@ -137,7 +137,10 @@ class RobustZScoreDetector(_RiverDetector):
     from one shared sorted window per feature):
     ``z = |x - median| / max((q90 - q10) / 2.563, floor)``; the detector's score is
     the largest ``z``. Candles flagged as anomalous are not learnt, so a
-    crash does not widen the scale that judges the next candles.
+    crash does not widen the scale that judges the next candles. The threshold
+    (``policy``) is a :class:`~cryptolab.anomaly.thresholds.QuantileThreshold`
+    (level ``q``) over a :class:`~cryptolab.anomaly.thresholds.FixedThreshold`
+    (``threshold``, ``medium``, ``high``).
 
     Parameters
     ----------
@@ -148,8 +151,8 @@ class RobustZScoreDetector(_RiverDetector):
     warmup
         Candles learnt before the first non-zero score.
     q
-        Level of River's ``QuantileFilter`` over the scores: the alert rate
-        stays below about ``1 - q``.
+        Level of the quantile of the scores an alert must reach (River's
+        ``QuantileFilter``): the alert rate stays below about ``1 - q``.
     threshold, medium, high
         Minimum z for LOW, MEDIUM and HIGH alerts.
     floor
