@@ -137,7 +137,7 @@ class _RiverDetector(BaseDetector):
         return self.policy.threshold() if self.ready else self.threshold
 
     def _threshold_now(self) -> float:
-        return self.current_threshold if self.ready else math.inf
+        return self.policy.threshold() if self._model.ready else math.inf
 
     def _x(self, x: Mapping[str, float]) -> dict[str, float]:
         return {f: float(x[f]) for f in self.features}
@@ -169,7 +169,7 @@ class _RiverDetector(BaseDetector):
         own noise. Severity is LOW above that, MEDIUM from ``medium``, HIGH
         from ``high``.
         """
-        if not self.ready:
+        if not self._model.ready:
             return None
         return self.policy.severity(score)
 

@@ -145,8 +145,14 @@ class FixedThreshold:
         return score >= self.low
 
     def severity(self, score: float) -> Severity | None:
-        """LOW / MEDIUM / HIGH at the fixed levels."""
-        return severity_at(score, self.low, self.medium, self.high)
+        """LOW / MEDIUM / HIGH at the fixed levels (:func:`severity_at`, inlined: it runs per candle)."""
+        if not score >= self.low:  # also False for NaN
+            return None
+        if score >= self.high:
+            return "HIGH"
+        if score >= self.medium:
+            return "MEDIUM"
+        return "LOW"
 
     def threshold(self) -> float:
         """``low``."""
@@ -216,7 +222,7 @@ class QuantileThreshold:
 
     def severity(self, score: float) -> Severity | None:
         """``levels``' severity of ``score`` when it reaches the quantile, else ``None``."""
-        if not self.classify(score):
+        if not score >= (self.quantile.get() or math.inf):  # classify(score), inlined
             return None
         return self.levels.severity(score)
 
