@@ -2,9 +2,21 @@
 
 * :mod:`~cryptolab.anomaly.features`: pure, per-stream candle features
   (:class:`FeatureExtractor`) and their vectorised twin (:func:`candle_features`).
-* :mod:`~cryptolab.anomaly.detectors`: the :class:`Detector` protocol, the
-  intra-candle rule, River detectors (robust z-score, HalfSpaceTrees) with
-  QuantileFilter thresholds and ADWIN resets, and an ensemble.
+* :mod:`~cryptolab.anomaly.base`: the :class:`Detector` protocol,
+  :class:`BaseDetector`, severities and :func:`stream_seed`.
+* :mod:`~cryptolab.anomaly.thresholds`: composable threshold policies that turn a
+  score into a severity (:class:`FixedThreshold`, :class:`QuantileThreshold`, as
+  River's ``ThresholdFilter`` and ``QuantileFilter``) and :class:`Thresholded`,
+  any detector under any policy.
+* One module per detector kind: :mod:`~cryptolab.anomaly.rule` (the intra-candle
+  rule), :mod:`~cryptolab.anomaly.zscore` (robust z-score) and
+  :mod:`~cryptolab.anomaly.hst` (River's HalfSpaceTrees), both built on
+  :mod:`~cryptolab.anomaly.learned` (quantile threshold, ADWIN resets), and
+  :mod:`~cryptolab.anomaly.ensemble`; :mod:`~cryptolab.anomaly.registry` names
+  them (:data:`DETECTORS`, :func:`make_detectors`);
+  :mod:`~cryptolab.anomaly.detectors` gathers them all.
+* :mod:`~cryptolab.anomaly.checks`: the detector contract, to run on your own
+  detectors (:func:`check_detector`).
 * :mod:`~cryptolab.anomaly.scorer`: :class:`AnomalyScorer` (the pipeline's
   scorer, restart-exact) and :func:`score_history` (notebooks).
 * :mod:`~cryptolab.anomaly.scores`: :func:`describe_score`, what a detector's
@@ -31,32 +43,35 @@ from typing import TYPE_CHECKING, Any
 from cryptolab.anomaly.features import FEATURE_NAMES, FeatureExtractor, Features, candle_features
 
 if TYPE_CHECKING:  # pragma: no cover
-    from cryptolab.anomaly.detectors import (
-        DETECTORS,
-        SEVERITIES,
-        BaseDetector,
-        Detector,
-        EnsembleDetector,
-        HalfSpaceTreesDetector,
-        RobustZScoreDetector,
-        RuleDetector,
-        Severity,
-        default_detectors,
-        make_detectors,
-        stream_seed,
-    )
+    from cryptolab.anomaly.base import SEVERITIES, BaseDetector, Detector, Severity, stream_seed
+    from cryptolab.anomaly.checks import check_detector
+    from cryptolab.anomaly.ensemble import EnsembleDetector
+    from cryptolab.anomaly.hst import HalfSpaceTreesDetector
+    from cryptolab.anomaly.registry import DETECTORS, default_detectors, make_detectors
+    from cryptolab.anomaly.rule import RuleDetector
     from cryptolab.anomaly.scorer import AnomalyScorer, HistoryFn, score_history
     from cryptolab.anomaly.scores import describe_score
+    from cryptolab.anomaly.thresholds import (
+        FixedThreshold,
+        QuantileThreshold,
+        Thresholded,
+        ThresholdPolicy,
+    )
+    from cryptolab.anomaly.zscore import RobustZScoreDetector
 
 # Detectors and the scorer import River (which imports SQLAlchemy, scikit-learn
 # hooks...): they load on first use, so the pure features stay light.
 _LAZY: dict[str, str] = {
-    **dict.fromkeys(
-        ("DETECTORS", "SEVERITIES", "BaseDetector", "Detector", "EnsembleDetector",
-         "HalfSpaceTreesDetector", "RobustZScoreDetector", "RuleDetector", "Severity",
-         "default_detectors", "make_detectors", "stream_seed"),
-        "cryptolab.anomaly.detectors",
-    ),
+    **dict.fromkeys(("SEVERITIES", "BaseDetector", "Detector", "Severity", "stream_seed"),
+                    "cryptolab.anomaly.base"),
+    **dict.fromkeys(("FixedThreshold", "QuantileThreshold", "ThresholdPolicy", "Thresholded"),
+                    "cryptolab.anomaly.thresholds"),
+    "RuleDetector": "cryptolab.anomaly.rule",
+    "RobustZScoreDetector": "cryptolab.anomaly.zscore",
+    "HalfSpaceTreesDetector": "cryptolab.anomaly.hst",
+    "EnsembleDetector": "cryptolab.anomaly.ensemble",
+    **dict.fromkeys(("DETECTORS", "default_detectors", "make_detectors"), "cryptolab.anomaly.registry"),
+    "check_detector": "cryptolab.anomaly.checks",
     **dict.fromkeys(("AnomalyScorer", "HistoryFn", "score_history"), "cryptolab.anomaly.scorer"),
     "describe_score": "cryptolab.anomaly.scores",
 }
@@ -71,12 +86,17 @@ __all__ = [
     "EnsembleDetector",
     "FeatureExtractor",
     "Features",
+    "FixedThreshold",
     "HalfSpaceTreesDetector",
     "HistoryFn",
+    "QuantileThreshold",
     "RobustZScoreDetector",
     "RuleDetector",
     "Severity",
+    "ThresholdPolicy",
+    "Thresholded",
     "candle_features",
+    "check_detector",
     "default_detectors",
     "describe_score",
     "make_detectors",

@@ -3,7 +3,7 @@
 :class:`AnomalyScorer` is what the consumer pipeline runs on the candles that
 just became final. Each (symbol, interval) stream gets its own
 :class:`~cryptolab.anomaly.features.FeatureExtractor` and its own clone of
-every detector, seeded with :func:`~cryptolab.anomaly.detectors.stream_seed`.
+every detector, seeded with :func:`~cryptolab.anomaly.base.stream_seed`.
 The first time a stream shows up in a process, the scorer asks ``history``
 for the final candles already stored before that window and learns them
 (learn only, no alerts): the models then hold exactly the state they would
@@ -18,21 +18,17 @@ candle.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cryptolab.anomaly.detectors import (
-    BaseDetector,
-    EnsembleDetector,
-    RobustZScoreDetector,
-    Severity,
-    make_detectors,
-    stream_seed,
-)
-from cryptolab.anomaly.features import FeatureExtractor, Features
+from cryptolab.anomaly.base import BaseDetector, Severity, stream_seed
+from cryptolab.anomaly.ensemble import EnsembleDetector
+from cryptolab.anomaly.features import FEATURE_NAMES, FeatureExtractor, Features
+from cryptolab.anomaly.registry import make_detectors
+from cryptolab.anomaly.zscore import RobustZScoreDetector
 from cryptolab.errors import ValidationError
 from cryptolab.models import Alert, Candle
 
@@ -336,28 +332,37 @@ def score_history(
     1 1970-01-01 00:01:00+00:00    0.010000      False          None
     2 1970-01-01 00:02:00+00:00    0.089109       True        MEDIUM
     """
-    import pandas as pd
-
     from cryptolab.batch import with_ms_windows, with_utc_windows
 
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:
         raise ValidationError("df", f"missing candle columns: {', '.join(missing)}")
     protos = make_detectors(detectors, seed=seed)
-    n = len(df)
-    scores = {d.name: np.full(n, np.nan) for d in protos}
-    sevs: dict[str, list[str | None]] = {d.name: [None] * n for d in protos}
-    feats = {k: np.full(n, np.nan) for k in _feature_names()} if features else {}
+    columns = _Columns(protos, len(df), features=features)
+    scorer = AnomalyScorer(detectors=protos)
+    for i, candle in _history_candles(with_ms_windows(df.reset_index(drop=True)), include_open):
+        st = scorer._stream(candle.symbol, candle.interval, candle.window_start)
+        if st.last_start is not None and candle.window_start <= st.last_start:
+            continue  # duplicate window
+        f, results = st.step(candle)
+        columns.put(i, st.detectors, results, f)
+    return columns.join(with_utc_windows(df.copy()), df.index)
 
-    work = with_ms_windows(df.reset_index(drop=True))
+
+def _history_candles(work: pd.DataFrame, include_open: bool) -> Iterator[tuple[int, Candle]]:
+    """The rows of ``work`` to score, as (row position, final candle), stream by stream in window order.
+
+    Gap rows are skipped, and open rows unless ``include_open``. Missing
+    optional columns get defaults (symbol and interval ``"-"``, the row
+    position as ``window_start``, no VWAP, no trades).
+    """
+    n = len(work)
     order = list(range(n))
     sort_keys = [k for k in ("symbol", "interval", "window_start") if k in work.columns]
     if sort_keys:
         order = work.sort_values(sort_keys, kind="stable").index.tolist()
-    scorer = AnomalyScorer(detectors=protos)
-    cols = list(work.columns)
     rows = work.to_numpy(dtype=object)
-    pos = {c: i for i, c in enumerate(cols)}
+    pos = {c: i for i, c in enumerate(work.columns)}
 
     def get(row: Any, name: str, default: Any) -> Any:
         i = pos.get(name)
@@ -372,44 +377,49 @@ def score_history(
             continue
         if not include_open and not bool(get(row, "final", True)):
             continue
-        symbol = str(get(row, "symbol", "-"))
-        interval = str(get(row, "interval", "-"))
         ws = int(get(row, "window_start", i))
-        candle = Candle(
-            symbol=symbol, interval=interval, window_start=ws,
-            window_end=int(get(row, "window_end", ws)),
+        yield i, Candle(
+            symbol=str(get(row, "symbol", "-")), interval=str(get(row, "interval", "-")),
+            window_start=ws, window_end=int(get(row, "window_end", ws)),
             open=float(row[pos["open"]]), high=float(row[pos["high"]]),
             low=float(row[pos["low"]]), close=float(row[pos["close"]]),
             volume=float(row[pos["volume"]]), vwap=_opt_float(get(row, "vwap", None)),
             trades=int(get(row, "trades", 0)), first_ts=ws, last_ts=ws, high_ts=ws, low_ts=ws,
             final=True,
         )
-        st = scorer._stream(symbol, interval, ws)
-        if st.last_start is not None and ws <= st.last_start:
-            continue  # duplicate window
-        f, results = st.step(candle)
-        for det, (score, sev) in zip(st.detectors, results, strict=True):
-            scores[det.name][i] = score
-            sevs[det.name][i] = sev
-        for k, v in f.items():
-            if features:
-                feats[k][i] = v
 
-    out = with_utc_windows(df.copy())
-    for d in protos:
-        out[f"score_{d.name}"] = scores[d.name]
-        out[f"flag_{d.name}"] = np.array([s is not None for s in sevs[d.name]], dtype=bool)
-        out[f"severity_{d.name}"] = pd.Series(sevs[d.name], index=df.index, dtype=object)
-    for k, arr in feats.items():
-        out[f"f_{k}"] = arr
-    return out
+
+class _Columns:
+    """The columns :func:`score_history` adds, filled row by row."""
+
+    def __init__(self, detectors: Sequence[BaseDetector], n: int, *, features: bool) -> None:
+        self.names = [d.name for d in detectors]
+        self.scores = {name: np.full(n, np.nan) for name in self.names}
+        self.sevs: dict[str, list[Severity | None]] = {name: [None] * n for name in self.names}
+        self.feats = {k: np.full(n, np.nan) for k in FEATURE_NAMES} if features else {}
+
+    def put(self, i: int, detectors: Sequence[BaseDetector],
+            results: Sequence[tuple[float, Severity | None]], f: Features) -> None:
+        """Row ``i``: each detector's score and severity, and the features when asked for."""
+        for det, (score, sev) in zip(detectors, results, strict=True):
+            self.scores[det.name][i] = score
+            self.sevs[det.name][i] = sev
+        if self.feats:
+            for k, v in f.items():
+                self.feats[k][i] = v
+
+    def join(self, out: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+        """``out`` (indexed by ``index``) with ``score_<name>``, ``flag_<name>``, ``severity_<name>`` (and ``f_<feature>``)."""
+        import pandas as pd
+
+        for name in self.names:
+            out[f"score_{name}"] = self.scores[name]
+            out[f"flag_{name}"] = np.array([s is not None for s in self.sevs[name]], dtype=bool)
+            out[f"severity_{name}"] = pd.Series(self.sevs[name], index=index, dtype=object)
+        for k, arr in self.feats.items():
+            out[f"f_{k}"] = arr
+        return out
 
 
 def _opt_float(v: Any) -> float | None:
     return None if v is None else float(v)
-
-
-def _feature_names() -> tuple[str, ...]:
-    from cryptolab.anomaly.features import FEATURE_NAMES
-
-    return FEATURE_NAMES

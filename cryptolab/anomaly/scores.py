@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import math
 
-from cryptolab.anomaly.detectors import (
-    DETECTORS,
-    SEVERITIES,
-    BaseDetector,
-    EnsembleDetector,
-    HalfSpaceTreesDetector,
-    RobustZScoreDetector,
-    RuleDetector,
-)
+from cryptolab.anomaly.base import SEVERITIES, BaseDetector
+from cryptolab.anomaly.ensemble import EnsembleDetector
+from cryptolab.anomaly.hst import HalfSpaceTreesDetector
+from cryptolab.anomaly.registry import DETECTORS
+from cryptolab.anomaly.rule import RuleDetector
+from cryptolab.anomaly.thresholds import Thresholded
+from cryptolab.anomaly.zscore import RobustZScoreDetector
 
 __all__ = ["describe_score"]
 
@@ -46,7 +44,8 @@ def describe_score(detector: str | BaseDetector, score: float) -> str:
     detector
         A detector, or the name of one of :data:`~cryptolab.anomaly.DETECTORS`
         (with its default parameters: the pipeline's detectors). Other names get
-        the bare score.
+        the bare score. A :class:`~cryptolab.anomaly.thresholds.Thresholded`
+        detector's score is its wrapped detector's.
     score
         A score the detector gave (an alert's ``score``).
 
@@ -69,6 +68,8 @@ def describe_score(detector: str | BaseDetector, score: float) -> str:
     else:
         cls = DETECTORS.get(detector)
         det = cls() if cls is not None else None
+    while isinstance(det, Thresholded):
+        det = det.detector
     if not math.isfinite(score) or det is None:
         return f"score {score:.3g}"
     if isinstance(det, RuleDetector):

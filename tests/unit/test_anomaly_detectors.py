@@ -1,40 +1,41 @@
 """The detector contract: every detector passes the same checks, plus per-detector behaviour.
 
-Contract (one test body, parametrised over all detectors): deterministic for a
-seed; prequential (scoring has no side effect, so a sample's score cannot
-depend on learning it); clones are fresh and independent; snapshot/restore
-round-trips; flags are None or a known severity.
+Contract (the checks shipped in cryptolab.anomaly.checks, one test per check,
+parametrised over all detectors, and the whole suite through check_detector):
+deterministic for a seed; prequential (scoring has no side effect, so a
+sample's score cannot depend on learning it); clones are fresh and
+independent; snapshot/restore round-trips; flags are None or a known severity.
 """
 
 from __future__ import annotations
 
-import math
+import pickle
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pytest
 
 from cryptolab.anomaly import (
     DETECTORS,
-    SEVERITIES,
     BaseDetector,
-    Detector,
     EnsembleDetector,
+    FixedThreshold,
     HalfSpaceTreesDetector,
+    QuantileThreshold,
     RobustZScoreDetector,
     RuleDetector,
+    Thresholded,
+    check_detector,
+    checks,
     default_detectors,
     make_detectors,
     stream_seed,
 )
-from cryptolab.anomaly.features import FeatureExtractor, Features
+from cryptolab.anomaly.checks import contract_stream
+from cryptolab.anomaly.features import Features
 from cryptolab.errors import ValidationError
-from cryptolab.models import Candle
-
-T0 = 1_700_000_040_000
-MIN = 60_000
 
 FACTORIES: dict[str, Callable[[], BaseDetector]] = {
     "rule": RuleDetector,
@@ -46,44 +47,20 @@ FACTORIES: dict[str, Callable[[], BaseDetector]] = {
     "ensemble": EnsembleDetector,
     "ensemble-rule-zscore": lambda: EnsembleDetector(
         name="ensemble-rule-zscore", members=[RuleDetector(low=0.02), RobustZScoreDetector()]),
+    "rule-quantile": lambda: Thresholded(
+        RuleDetector(), QuantileThreshold(FixedThreshold(0.002, 0.01, 0.05), q=0.9),
+        name="rule-quantile"),
+    "hst-fixed": lambda: Thresholded(HalfSpaceTreesDetector(), FixedThreshold(0.8, 0.9, 0.95),
+                                     name="hst-fixed"),
 }
 
 
-def feature_stream(n: int = 400, seed: int = 7) -> list[Features]:
-    """Features of a random walk with a few crashes and a volatility regime change."""
-    rng = np.random.default_rng(seed)
-    fx = FeatureExtractor()
-    out = []
-    price = 100.0
-    for i in range(n):
-        vol = 0.001 if i < n // 2 else 0.006  # regime change half way (exercises drift resets)
-        move = rng.normal(0.0, vol)
-        if i % 97 == 60:
-            move = -0.08 if i % 2 else 0.06
-        o, c = price, price * math.exp(move)
-        h = max(o, c) * (1 + abs(rng.normal(0, vol / 2)))
-        lo = min(o, c) * (1 - abs(rng.normal(0, vol / 2)))
-        ws = T0 + i * MIN
-        out.append(fx.update(Candle(
-            symbol="BTC-USD", interval="1m", window_start=ws, window_end=ws + MIN, open=o,
-            high=h, low=lo, close=c, volume=float(rng.lognormal(0, 0.5)), vwap=(o + c) / 2,
-            trades=int(rng.integers(1, 50)), first_ts=ws, last_ts=ws, high_ts=ws, low_ts=ws,
-            final=True)))
-        price = c
-    return out
-
-
-STREAM = feature_stream()
+STREAM = contract_stream()
 
 
 def run(det: BaseDetector, xs: list[Features]) -> list[tuple[float, str | None]]:
     """Prequential run: score, flag, learn."""
-    out = []
-    for x in xs:
-        s = det.score_one(x)
-        out.append((s, det.flag(s)))
-        det.learn_one(x)
-    return out
+    return checks.prequential(det, xs)
 
 
 @pytest.fixture(params=sorted(FACTORIES))
@@ -95,80 +72,135 @@ def make(request: pytest.FixtureRequest) -> Callable[[], BaseDetector]:
 
 
 def test_implements_the_protocol(make):
-    det = make()
-    assert isinstance(det, Detector)
-    assert det.name and isinstance(det.seed, int)
+    checks.check_protocol(make, STREAM)
 
 
 def test_deterministic_for_a_seed(make):
-    a = make().clone(seed=123)
-    b = make().clone(seed=123)
-    assert run(a, STREAM) == run(b, STREAM)
+    checks.check_deterministic(make, STREAM)
 
 
 def test_scoring_has_no_side_effect(make):
     """score_one before learn_one: scoring twice, or not at all, changes nothing."""
-    scored, silent = make(), make()
-    for x in STREAM:
-        s1 = scored.score_one(x)
-        s2 = scored.score_one(x)
-        assert s1 == s2 or (math.isnan(s1) and math.isnan(s2))
-        scored.learn_one(x)
-        silent.learn_one(x)  # never scored
-    probe = STREAM[:50]
-    assert [scored.score_one(x) for x in probe] == [silent.score_one(x) for x in probe]
-    assert scored.snapshot() == silent.snapshot()
+    checks.check_scoring_has_no_side_effect(make, STREAM)
 
 
 def test_score_of_a_sample_does_not_depend_on_learning_it(make):
     """The prequential score of x_t equals the score of a twin that has not seen x_t."""
-    det, twin = make(), make()
-    for t, x in enumerate(STREAM):
-        s = det.score_one(x)
-        assert s == twin.score_one(x), f"sample {t}"
-        det.learn_one(x)
-        twin.learn_one(x)
+    checks.check_score_independent_of_learning(make, STREAM)
 
 
 def test_clone_is_fresh_and_independent(make):
-    original = make()
-    run(original, STREAM[:250])
-    probe = STREAM[250:300]
-    before = [original.score_one(x) for x in probe]
-    state = original.snapshot()
-
-    clone = original.clone()
-    assert type(clone) is type(original) and repr(clone) == repr(original)
-    assert run(clone, STREAM) == run(make(), STREAM)  # fresh: same as a new detector
-    assert [original.score_one(x) for x in probe] == before  # untouched by the clone's learning
-    assert original.snapshot() == state
+    checks.check_clone_is_fresh(make, STREAM)
 
 
 def test_clone_with_another_seed_keeps_parameters(make):
-    det = make()
-    other = det.clone(seed=det.seed + 1)
-    assert other.seed == det.seed + 1
-    assert repr(other.clone(seed=det.seed)) == repr(det)
+    checks.check_clone_keeps_parameters(make, STREAM)
 
 
 def test_snapshot_restore_round_trip(make):
-    det = make()
-    run(det, STREAM[:220])
-    restored = type(det).restore(det.snapshot())
-    assert run(restored, STREAM[220:]) == run(det, STREAM[220:])
+    checks.check_snapshot_round_trip(make, STREAM)
 
 
 def test_flags_are_known_severities(make):
-    results = run(make(), STREAM)
-    assert {sev for _, sev in results} <= {None, *SEVERITIES}
-    assert all(isinstance(s, float) and not math.isnan(s) for s, _ in results)
+    checks.check_flags_are_severities(make, STREAM)
 
 
 def test_restore_rejects_another_type(make):
-    det = make()
-    other = RuleDetector() if not isinstance(det, RuleDetector) else RobustZScoreDetector()
-    with pytest.raises(ValidationError):
-        type(det).restore(other.snapshot())
+    checks.check_restore_rejects_another_type(make, STREAM)
+
+
+def test_check_detector_runs_the_whole_contract(make):
+    assert check_detector(make) == list(checks.CHECKS)
+
+
+# --------------------------------------------------------------------------- the checks themselves
+
+
+class _Scorer(BaseDetector):
+    """A learning detector (a running mean of |body|) to break one promise at a time."""
+
+    _params = ("name",)
+
+    def __init__(self, *, name: str = "probe", seed: int = 0) -> None:
+        super().__init__(name=name, seed=seed)
+        self.n, self.total = 0, 0.0
+
+    def score_one(self, x: Mapping[str, float]) -> float:
+        return abs(x["body"]) - (self.total / self.n if self.n else 0.0)
+
+    def learn_one(self, x: Mapping[str, float]) -> None:
+        self.n += 1
+        self.total += abs(x["body"])
+
+    def flag(self, score: float):
+        return "LOW" if score > 0.03 else None
+
+
+class _LearnsWhenScoring(_Scorer):
+    def score_one(self, x: Mapping[str, float]) -> float:
+        s = super().score_one(x)
+        self.learn_one(x)
+        return s
+
+
+class _Unseeded(_Scorer):
+    def score_one(self, x: Mapping[str, float]) -> float:
+        return super().score_one(x) + float(np.random.default_rng().random())
+
+
+class _StaleClone(_Scorer):
+    def clone(self, *, seed: int | None = None):
+        return self  # not fresh: the fitted original itself
+
+
+class _LosesStateOnRestore(_Scorer):
+    def __getstate__(self):
+        return {"name": self.name, "seed": self.seed, "n": 0, "total": 0.0}
+
+
+class _BadFlag(_Scorer):
+    def flag(self, score: float):
+        return "CRITICAL" if score > 0.03 else None
+
+
+class _AcceptsAnySnapshot(_Scorer):
+    @classmethod
+    def restore(cls, blob: bytes):
+        return pickle.loads(blob)  # no type check
+
+
+def test_a_well_behaved_probe_passes():
+    assert check_detector(_Scorer) == list(checks.CHECKS)
+
+
+@pytest.mark.parametrize(("cls", "check", "says"), [
+    (_LearnsWhenScoring, "scoring_has_no_side_effect", "scoring sample 0 twice"),
+    (_Unseeded, "deterministic", "two clones seeded 123 disagree"),
+    (_StaleClone, "clone_is_fresh", "not fresh"),
+    (_LosesStateOnRestore, "snapshot_round_trip", "does not continue as the original"),
+    (_BadFlag, "flags_are_severities", "'CRITICAL'"),
+    (_AcceptsAnySnapshot, "restore_rejects_another_type", "snapshot gave"),
+])
+def test_checks_name_the_broken_promise(cls, check, says):
+    with pytest.raises(AssertionError, match=f"breaks '{check}'") as err:
+        check_detector(cls)
+    assert says in str(err.value) and cls.__name__ in str(err.value)
+
+
+def test_each_check_runs_alone():
+    with pytest.raises(AssertionError, match="breaks 'score_independent_of_learning': sample 0 scored"):
+        checks.check_score_independent_of_learning(_Unseeded, STREAM)
+    checks.check_deterministic(_LearnsWhenScoring, STREAM)  # deterministic, if not prequential
+
+
+def test_check_detector_needs_a_real_stream():
+    with pytest.raises(ValidationError, match="at least 100"):
+        check_detector(RuleDetector, STREAM[:10])
+
+
+def test_a_non_detector_fails_the_protocol_check():
+    with pytest.raises(AssertionError, match="does not implement the Detector protocol"):
+        checks.check_protocol(lambda: object(), STREAM)
 
 
 # --------------------------------------------------------------------------- behaviour

@@ -90,7 +90,7 @@ def test_detector_still_scales_resets_and_flags_a_crash() -> None:
         m = rng.gauss(0, 0.001)
         f = {"ret": m, "body": m, "range": abs(m) + 0.001}
         det.learn_one(f)
-    assert isinstance(det._filter.anomaly_detector.hst, _FlatHalfSpaceTrees)
+    assert isinstance(det.model.hst, _FlatHalfSpaceTrees)
     crash = {"ret": -0.08, "body": -0.08, "range": 0.09}
     calm = {"ret": 0.0002, "body": 0.0002, "range": 0.0012}
     assert det.score_one(crash) > det.score_one(calm)

@@ -71,7 +71,7 @@ def test_detector_scores_are_the_models_largest_z() -> None:
         m = rng.gauss(0, 0.002)
         det.learn_one({"ret": m, "body": m, "range": abs(m) + 0.001})
     x = {"ret": 0.03, "body": 0.03, "range": 0.031}
-    model = det._filter.anomaly_detector
+    model = det.model
     assert det.score_one(x) == max(abs(v) for v in model.z(x).values()) > 12
 
 
