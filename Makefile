@@ -1,7 +1,8 @@
 # cryptolab developer tasks: `make help` lists them.
 #
 # Variables: PYTHON=python3 (used to create .venv), PYTEST_ARGS (extra pytest arguments,
-# e.g. make test PYTEST_ARGS='-m "not slow"').
+# e.g. make test PYTEST_ARGS='-m "not slow"'), BENCH_ARGS (extra arguments of the benchmark
+# suite, e.g. make bench BENCH_ARGS='--quick --only consumer,batch').
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -14,6 +15,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help install demo test lint typecheck check lab bench \
         services-up services-down services-status clean distclean
@@ -52,7 +54,7 @@ test: install ## Lint, type-check and check the layers, start the services, then
 	nbval=()
 	if (( $${#notebooks[@]} )); then nbval=(--nbval --nbval-current-env "$${notebooks[@]}"); fi
 	mkdir -p test-artifacts
-	args=(tests cryptolab "$${nbval[@]}" --ignore-glob='cryptolab/*.ipynb' --junitxml=test-artifacts/junit.xml)
+	args=(tests cryptolab benchmarks "$${nbval[@]}" --ignore-glob='cryptolab/*.ipynb' --junitxml=test-artifacts/junit.xml)
 	echo "+ $(BIN)/python -m pytest $${args[*]} $(PYTEST_ARGS)"
 	rc=0
 	$(BIN)/python -m pytest "$${args[@]}" $(PYTEST_ARGS) || rc=$$?
@@ -63,8 +65,8 @@ test: install ## Lint, type-check and check the layers, start the services, then
 	exit $$rc
 
 lint: install ## Lint the code (ruff; the layer rule with lint-imports; shellcheck on the scripts when installed)
-	@echo "+ $(BIN)/ruff check cryptolab tests"
-	$(BIN)/ruff check cryptolab tests
+	@echo "+ $(BIN)/ruff check cryptolab tests benchmarks"
+	$(BIN)/ruff check cryptolab tests benchmarks
 	echo "+ $(BIN)/lint-imports --no-cache"
 	$(BIN)/lint-imports --no-cache
 	if command -v shellcheck >/dev/null; then
@@ -87,13 +89,13 @@ lab: install ## Start JupyterLab on notebooks/ (using the services when they are
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cryptolab)" >/dev/null
 	JUPYTER=$(BIN)/jupyter exec scripts/lab.sh  # --allow-root when run as root
 
-bench: install ## Start the services, run the benchmark suite; figures go to benchmarks/results/latest.json
+bench: install ## Start the services, run the benchmark suite (benchmarks/); figures go to benchmarks/results/latest.json
 	@echo "+ scripts/services.sh up"
 	scripts/services.sh up
 	eval "$$(scripts/services.sh env)"
 	mkdir -p benchmarks/results
-	echo "+ $(BIN)/cryptolab bench --json benchmarks/results/latest.json"
-	$(BIN)/cryptolab bench --json benchmarks/results/latest.json
+	echo "+ $(BIN)/python -m benchmarks.run --json benchmarks/results/latest.json $(BENCH_ARGS)"
+	$(BIN)/python -m benchmarks.run --json benchmarks/results/latest.json $(BENCH_ARGS)
 
 services-up: ## Start Kafka, PostgreSQL and Redis (scripts/services.sh up)
 	scripts/services.sh up

@@ -82,7 +82,7 @@ def score_all(candles: list[Candle], detectors: Any) -> int:
     return len(scorer.score(candles))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ticks", type=int, default=600_000, help="ticks to generate (default 600,000)")
     ap.add_argument("--symbols", type=int, default=20, help="symbols in the generated market")
@@ -93,7 +93,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="OUT", default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     intervals = parse_intervals(args.intervals)
     duration_ms = int(args.hours * 3_600_000)
@@ -114,7 +114,10 @@ def main() -> int:
     score_cpu, n_alerts = best_cpu(lambda: score_all(candles, default_detectors(seed=0)), args.repeat)
     per_detector = {}
     for det in default_detectors(seed=0):
-        cpu, _ = best_cpu(lambda det=det: score_all(candles, [det]), args.repeat)
+        def score_one(det: Any = det) -> int:
+            return score_all(candles, [det])
+
+        cpu, _ = best_cpu(score_one, args.repeat)
         per_detector[det.name] = cpu / n_candles * 1e6
     feat_cpu, _ = best_cpu(lambda: score_all(candles, [default_detectors()[0]]), args.repeat)
 
@@ -125,10 +128,10 @@ def main() -> int:
     candles_s = args.rate_symbols * candles_per_symbol_s
 
     def overhead(per_tick: float, symbols: int = args.rate_symbols) -> float:
-        return symbols * candles_per_symbol_s * per_candle / (args.rate * per_tick)
+        return float(symbols * candles_per_symbol_s * per_candle / (args.rate * per_tick))
 
     def break_even(per_tick: float) -> float:
-        return 0.10 * args.rate * per_tick / (per_candle * candles_per_symbol_s)
+        return float(0.10 * args.rate * per_tick / (per_candle * candles_per_symbol_s))
 
     rows = [
         ("aggregation, batch proxy (us/tick)", per_tick_batch * 1e6),

@@ -154,8 +154,13 @@ def bench_history(url: str, repeat: int, warmup: int) -> dict[str, Any]:
                 assert len(fetch(params)) == n
                 assert len(store.history(symbol, interval, start, end)) == n
 
-                ours, raw = interleave(lambda s=start, e=end: store.history(symbol, interval, s, e),
-                                       lambda p=params: fetch(p), repeat, warmup)
+                def ours_call(s: int = start, e: int = end) -> Any:
+                    return store.history(symbol, interval, s, e)
+
+                def raw_call(p: tuple[Any, ...] = params) -> Any:
+                    return fetch(p)
+
+                ours, raw = interleave(ours_call, raw_call, repeat, warmup)
                 h, r = stats(ours), stats(raw)
                 out[f"history_{n}"] = {
                     "history": h, "raw_fetch": r,

@@ -66,6 +66,10 @@ class CandlePipeline:
     on_commit
         Callback ``f(emission_candles, alerts)`` after each successful commit
         (used by live views and tests), called on the thread that runs :meth:`run`.
+    on_batch
+        Callback ``f(n)`` with the number of messages of each batch consumed, before the
+        batch is decoded and folded, on the thread that runs :meth:`run` (a benchmark
+        starts its clock at the first one). It must be quick: it delays the batch.
 
     Examples
     --------
@@ -90,6 +94,7 @@ class CandlePipeline:
         batch_timeout: float = 0.2,
         consumer_overrides: dict[str, Any] | None = None,
         on_commit: Callable[[list[Candle], list[Alert]], None] | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
         s = self.settings
@@ -109,6 +114,7 @@ class CandlePipeline:
         self.batch_size = batch_size
         self.batch_timeout = batch_timeout
         self.on_commit = on_commit
+        self.on_batch = on_batch
         self.aggregator = CandleAggregator(
             intervals=s.intervals,
             out_of_orderness_ms=s.out_of_orderness_ms,
@@ -367,6 +373,8 @@ class CandlePipeline:
             msgs = self._poll(consumer)
             got = bool(msgs)
             if got:
+                if self.on_batch is not None:
+                    self.on_batch(len(msgs))
                 self._process(msgs)
             del msgs
             return got

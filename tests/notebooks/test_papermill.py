@@ -16,8 +16,8 @@ import nbformat
 import pandas as pd
 import pytest
 
+from benchmarks.spec import KEYS, SECTIONS
 from cryptolab.batch import candles_from_ticks, frame_to_candles
-from cryptolab.bench import KEYS
 from cryptolab.cli import main
 from cryptolab.models import Alert
 from cryptolab.notebooks import (
@@ -200,8 +200,6 @@ def test_benchmark_notebook_runs_every_section_on_the_services(
     run_notebook(NOTEBOOKS_DIR / BENCHMARK,
                  {"json_path": str(path), "ticks": 5_000, "symbols": 5}, output_dir=tmp_path,
                  cwd=tmp_path, timeout=900)
-    from cryptolab.bench import SECTIONS
-
     bench_assertions(json.loads(path.read_text()), list(SECTIONS))
 
 

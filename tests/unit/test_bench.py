@@ -1,4 +1,5 @@
-"""Smoke tests of the benchmark suite (``cryptolab bench``): keys, types, checks. No timings.
+"""Smoke tests of the benchmark suite (``make bench``, ``python -m benchmarks.run``): keys, types,
+checks. No timings.
 
 The unit tests run the sections that need no service (batch vs polars, scoring, history on
 SQLite) in ``--quick`` mode; the integration test runs the whole quick suite against the
@@ -14,15 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from cryptolab.bench import KEYS, SECTIONS, TARGETS, BenchConfig, check_targets, resolve_sections
-from cryptolab.cli import main
+from benchmarks.run import main
+from benchmarks.suite import KEYS, SECTIONS, TARGETS, BenchConfig, check_targets, resolve_sections
+from cryptolab.cli import main as cryptolab_main
 
 PURE = ("history", "scoring", "batch")
 
 
 def _run_cli(tmp_path: Path, *args: str) -> tuple[int, dict]:
     out = tmp_path / "bench.json"
-    code = main(["bench", "--quick", "--json", str(out), *args])
+    code = main(["--quick", "--json", str(out), *args])
     return code, json.loads(out.read_text())
 
 
@@ -78,7 +80,7 @@ def test_only_accepts_sections_and_keys_and_rejects_the_rest(capsys, tmp_path):
     assert resolve_sections(["memory", "producer"]) == ["producer", "memory"]
     with pytest.raises(ValueError, match="unknown benchmark 'nope'"):
         resolve_sections("batch,nope")
-    assert main(["bench", "--json", str(tmp_path / "x.json"), "--only", "nope"]) == 2
+    assert main(["--json", str(tmp_path / "x.json"), "--only", "nope"]) == 2
     assert "unknown benchmark" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
@@ -110,7 +112,7 @@ def test_quick_suite_against_the_services(tmp_path, kafka_bootstrap, pg_url, red
 def test_each_section_waits_for_a_quiet_machine_at_most_settle_max_s(tmp_path, monkeypatch):
     """A quick run (a smoke test, e.g. the benchmark notebook under papermill) must not spend
     half a minute per section waiting for a busy machine to calm down."""
-    import cryptolab.bench as bench
+    import benchmarks.suite as bench
 
     waits: list[float] = []
     monkeypatch.setattr(bench, "settle", lambda max_wait=30.0, **_: waits.append(max_wait) or 0.0)
@@ -118,3 +120,14 @@ def test_each_section_waits_for_a_quiet_machine_at_most_settle_max_s(tmp_path, m
     assert doc["skipped"] == {}
     assert waits == [BenchConfig.quick_config().settle_max_s] * 2
     assert BenchConfig.quick_config().settle_max_s < BenchConfig().settle_max_s
+
+
+def test_cryptolab_bench_says_in_one_line_that_the_suite_runs_from_a_checkout(capsys, tmp_path):
+    """The package ships no benchmark: ``cryptolab bench``, whatever its arguments, points to
+    ``make bench`` in one line, exit 2, and writes nothing."""
+    for argv in ([], ["--quick", "--json", str(tmp_path / "x.json")], ["--only", "batch"], ["--help"]):
+        assert cryptolab_main(["bench", *argv]) == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1, (argv, err)
+        assert "source checkout" in err and "make bench" in err and "python -m benchmarks.run" in err
+    assert not (tmp_path / "x.json").exists()

@@ -71,6 +71,12 @@ BREACHES = [
      "cryptolab.store is not allowed to import cryptolab.windows"),
     ("kafka.py", "\n\ndef _breach() -> None:\n    from cryptolab.pipeline import CandlePipeline  # noqa: F401\n",
      "cryptolab.kafka is not allowed to import cryptolab.pipeline"),
+    ("viz/buffer.py", "\n\ndef _breach() -> None:\n    import polars  # noqa: F401\n",
+     "cryptolab.viz.buffer -> polars"),
+    ("demo.py", "\n\ndef _breach() -> None:\n    import nautilus_trader  # noqa: F401\n",
+     "cryptolab.demo -> nautilus_trader"),
+    ("cli/__init__.py", "\n\ndef _breach() -> None:\n    from benchmarks import run  # noqa: F401\n",
+     "cryptolab.cli -> benchmarks"),
     ("unplaced.py", "\"\"\"A module no layer lists.\"\"\"\n", "- cryptolab.unplaced"),
 ]
 

@@ -55,3 +55,10 @@ def test_the_docker_image_builds_the_wheel_from_the_same_folders() -> None:
             needed = str(PurePosixPath(folder, pattern).parent)
             assert any(needed == c or needed.startswith(c + "/") for c in copied), needed
             assert any(needed == a or needed.startswith(a + "/") for a in allowed), needed
+
+
+def test_the_benchmarks_stay_in_the_checkout() -> None:
+    """benchmarks/ (the suite and its peers: Quix Streams, polars) is not part of the wheel."""
+    listed = [*SETUPTOOLS["packages"], *SETUPTOOLS["package-dir"].values()]
+    assert not [p for p in listed if p.split(".")[0].split("/")[0] == "benchmarks"]
+    assert (ROOT / "benchmarks" / "run.py").is_file()

@@ -143,3 +143,21 @@ def test_open_candles_are_published_as_they_grow_and_the_still_open_windows_stay
     closed = reference[[(r.interval, r.window_start) in stored for r in reference.itertuples()]]
     assert len(closed) == len(reference) - 3
     pd.testing.assert_frame_equal(candles_frame(store), closed.reset_index(drop=True), check_exact=True)
+
+
+def test_on_batch_sees_every_batch_before_it_is_folded(tmp_path: Path) -> None:
+    """The seam a benchmark's clock uses: called once per batch consumed, with its size,
+    on the run thread, before a tick of that batch is counted."""
+    ticks = [trade(i, T0 + i * 1_000) for i in range(230)]
+    store, cache = _store(tmp_path), MemoryCache()
+    s = embedded_topic(tmp_path, [(t.symbol.encode(), encode_tick(t)) for t in ticks], "on_batch")
+    calls: list[tuple[int, int, str]] = []
+    pipe = CandlePipeline(s, store=store, cache=cache, scorer=None, batch_size=50, batch_timeout=0.05,
+                          on_batch=lambda n: calls.append((n, pipe.stats.ticks, threading.current_thread().name)))
+    stats = pipe.run(stop_at_end=True)
+    assert stats.ticks == len(ticks)
+    assert len(calls) == stats.batches and all(0 < n <= 50 for n, _, _ in calls)
+    assert sum(n for n, _, _ in calls) == len(ticks)  # every record is a tick here
+    before = [seen for _, seen, _ in calls]
+    assert before == [sum(n for n, _, _ in calls[:i]) for i in range(len(calls))]  # not folded yet
+    assert {name for _, _, name in calls} == {threading.current_thread().name}

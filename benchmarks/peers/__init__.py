@@ -1,0 +1,9 @@
+"""The peers cryptolab is measured against, each in a module of its own.
+
+- :mod:`~benchmarks.peers.quix`: Quix Streams computing the consumer's candles (a worker)
+- :mod:`~benchmarks.peers.bare`: a bare confluent-kafka consume + decode loop, the ceiling (a worker)
+- :mod:`~benchmarks.peers.polars`: a polars group-by computing ``candles_from_ticks``' candles
+
+The producer's peer, a bare confluent-kafka produce loop, is ``benchmarks/bench_producer.py``'s
+``run_bare``. Only this folder imports the peers: never ``cryptolab``.
+"""
