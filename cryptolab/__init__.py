@@ -51,7 +51,7 @@ _EXPORTS: dict[str, str] = {
     "latest": "cryptolab.cache",
     "score_history": "cryptolab.anomaly",
     "CandleChart": "cryptolab.viz",
-    "run_notebook": "cryptolab.notebooks",
+    "run_notebook": "cryptolab.reports.notebooks",
 }
 
 __all__ = [
@@ -80,9 +80,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.config import Settings
     from cryptolab.errors import CryptolabError, ValidationError
     from cryptolab.models import Alert, Candle, Tick
-    from cryptolab.notebooks import run_notebook
     from cryptolab.pipeline import CandlePipeline
     from cryptolab.producer import TickProducer
+    from cryptolab.reports.notebooks import run_notebook
     from cryptolab.store import history
     from cryptolab.viz import CandleChart
     from cryptolab.windows import CandleAggregator

@@ -285,7 +285,7 @@ def run_demo(
     outputs["labels"] = out / "ticks.labels.json"
     if report:
         try:
-            from cryptolab.notebooks import render_report
+            from cryptolab.reports.market import render_report
 
             outputs["report"] = render_report(store_url, out, symbols=names, interval="1m",
                                               start=span[0], end=span[1])

@@ -4,7 +4,7 @@
 CLI passes ``-p`` values as strings (``-y``/``-f`` YAML gives real lists). Every
 list-typed parameter of cryptolab's notebooks goes through :func:`list_parameter`
 in the notebook's first code cell after its parameters cell, and
-:func:`cryptolab.notebooks.run_notebook` uses the same function before injecting
+:func:`cryptolab.reports.notebooks.run_notebook` uses the same function before injecting
 a string given for a list-typed parameter.
 """
 

@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:  # pragma: no cover - dispatch is via 
 
 def _load_all(directory: Path | None) -> tuple[list[Any], list[tuple[Path, str]]]:
     from cryptolab.errors import ConfigError
+    from cryptolab.reports.schedules import load_pipeline
     from cryptolab.resources import pipelines_dir
-    from cryptolab.schedules import load_pipeline
 
     d = directory or pipelines_dir()
     if not d.is_dir():
@@ -81,7 +81,7 @@ def _load_all(directory: Path | None) -> tuple[list[Any], list[tuple[Path, str]]
 def run_list(args: argparse.Namespace) -> int:
     """Print the pipelines; exit 1 when a file is invalid."""
     from cryptolab.models import iso_utc
-    from cryptolab.schedules import last_runs
+    from cryptolab.reports.runs import last_runs
 
     good, bad = _load_all(args.dir)
     now = int(time.time() * 1000)
@@ -130,7 +130,7 @@ def _parse_param(text: str) -> tuple[str, Any]:
 def run_one(args: argparse.Namespace) -> int:
     """Run one pipeline now; exit 0 when the notebook ran to the end, 1 when it failed."""
     from cryptolab.errors import ConfigError
-    from cryptolab.schedules import run_pipeline
+    from cryptolab.reports.runs import run_pipeline
     from cryptolab.store import to_ms
 
     good, bad = _load_all(args.dir)
@@ -170,7 +170,7 @@ def run_schedule(args: argparse.Namespace) -> int:
     """Run the scheduler; exit 0 on a clean stop, 1 when a run failed (with --once/--max-runs)."""
     from cryptolab.errors import ConfigError
     from cryptolab.models import iso_utc
-    from cryptolab.schedules import Scheduler
+    from cryptolab.reports.scheduler import Scheduler
 
     good, bad = _load_all(args.dir)
     for f, err in bad:

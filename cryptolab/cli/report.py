@@ -37,7 +37,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render and print the HTML path."""
-    from cryptolab.notebooks import NotebookRunError, render_report, report_parameters
+    from cryptolab.reports.market import render_report, report_parameters
+    from cryptolab.reports.notebooks import NotebookRunError
 
     # bad arguments fail here, in one line (exit 2), before any kernel, folder or store
     checked = report_parameters(symbols=args.symbols, interval=args.interval, start=args.start,

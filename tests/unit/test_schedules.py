@@ -14,8 +14,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from cryptolab import schedules
 from cryptolab.errors import ConfigError
+from cryptolab.reports import scheduler
 from cryptolab.schedules import (
     PIPELINES_DIR,
     Pipeline,
@@ -140,7 +140,7 @@ def fake_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, float]]:
         return RunRecord(pipeline=p.name, run_id=f"{p.name}-{scheduled_ms}", scheduled="",
                          start="", end="", status="ok", duration_s=0.0, params={}, notebook="")
 
-    monkeypatch.setattr(schedules, "run_pipeline", fake_run)
+    monkeypatch.setattr(scheduler, "run_pipeline", fake_run)
     return calls
 
 
@@ -185,7 +185,7 @@ def test_an_overrunning_run_skips_missed_firings(
         return RunRecord(pipeline=p.name, run_id="x", scheduled="", start="", end="",
                          status="ok", duration_s=660.0, params={}, notebook="")
 
-    monkeypatch.setattr(schedules, "run_pipeline", slow_run)
+    monkeypatch.setattr(scheduler, "run_pipeline", slow_run)
     sched = Scheduler([fake_pipeline("a", "*/5 * * * *", tmp_path)], max_runs=2, clock=t.clock,
                       wait=t.wait)
     sched.run()
