@@ -21,6 +21,9 @@
   scorer, restart-exact) and :func:`score_history` (notebooks).
 * :mod:`~cryptolab.anomaly.scores`: :func:`describe_score`, what a detector's
   score means, in words.
+* :mod:`~cryptolab.anomaly.evaluation`: precision, recall and detection delay of
+  detectors on labelled candles (``evaluate``); :mod:`cryptolab.evaluation` builds
+  the synthetic and recorded data sets.
 
 Examples
 --------
