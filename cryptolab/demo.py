@@ -275,6 +275,33 @@ def run_demo(
     stats = pipeline.run(stop_at_end=True)
     consume_s = time.perf_counter() - t1
 
+    outputs = _write_outputs(store, store_url, out, names, span, report=report)
+    store.close()
+    elapsed = time.perf_counter() - t0
+    return DemoResult(
+        ticks=produced,
+        dead_letters=stats.dead_letters,
+        candles=tally.candles(s.intervals),
+        alerts=len(tally.alerts),
+        alert_examples=most_severe_first(tally.alerts)[:SHOWN_ALERTS],
+        alert_severities=dict(Counter(a.severity for a in tally.alerts)),
+        produce_s=produce_s,
+        consume_s=consume_s,
+        elapsed_s=elapsed,
+        ticks_per_s=stats.ticks / consume_s if consume_s > 0 else 0.0,
+        store_url=store_url,
+        outputs=outputs,
+        injected=market.labels,
+    )
+
+
+def _write_outputs(
+    store: Store, store_url: str, out: Path, names: list[str], span: tuple[int, int], *, report: bool
+) -> dict[str, Path]:
+    """The run's CSV exports (and market report, when ``report``) in ``out``; every output by name.
+
+    A report that cannot be rendered is logged, not raised: the demo's data is still good.
+    """
     outputs: dict[str, Path] = {}
     if store_url.startswith("sqlite:///"):
         outputs["database"] = Path(store_url[len("sqlite:///"):])
@@ -294,23 +321,7 @@ def run_demo(
 
             hint = missing_extra_hint(exc, "it") if isinstance(exc, ModuleNotFoundError) else None
             log.warning("market report was not rendered: %s", hint or exc)
-    store.close()
-    elapsed = time.perf_counter() - t0
-    return DemoResult(
-        ticks=produced,
-        dead_letters=stats.dead_letters,
-        candles=tally.candles(s.intervals),
-        alerts=len(tally.alerts),
-        alert_examples=most_severe_first(tally.alerts)[:SHOWN_ALERTS],
-        alert_severities=dict(Counter(a.severity for a in tally.alerts)),
-        produce_s=produce_s,
-        consume_s=consume_s,
-        elapsed_s=elapsed,
-        ticks_per_s=stats.ticks / consume_s if consume_s > 0 else 0.0,
-        store_url=store_url,
-        outputs=outputs,
-        injected=market.labels,
-    )
+    return outputs
 
 
 def _produce(s: Settings, market: Any, progress: bool) -> int:

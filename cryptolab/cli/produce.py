@@ -167,29 +167,32 @@ def _sink(args: argparse.Namespace, settings: Any) -> Any:
     raise ConfigError(f"--to must be kafka or jsonl:PATH, got {target!r}")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Produce until the source ends, a limit is reached, or SIGINT/SIGTERM."""
+def _check_limits(args: argparse.Namespace) -> None:
+    """``--ticks``, ``--duration`` and ``--rate`` must be positive when given."""
     for flag in ("ticks", "duration", "rate"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             raise ConfigError(f"--{flag} must be > 0, got {value}")
-    settings = _settings(args)
-    source = _source(args, settings)
-    to_kafka = args.to == "kafka"
-    if to_kafka and settings.embedded_kafka:
-        print(f"cryptolab produce: note: {_EMBEDDED_NOTE}", file=sys.stderr)
-    labels_written: Path | None = None
-    if args.labels is not None:
-        if args.source != "synthetic":
-            raise ConfigError("--labels is only for --source synthetic")
-        if args.labels != "auto":
-            labels_written = source.write_labels(args.labels)
-        elif args.to.startswith("jsonl:") and args.to != "jsonl:-":
-            labels_written = source.write_labels(args.to[len("jsonl:"):])
-        else:
-            labels_written = source.write_labels(settings.data_dir / "synthetic.labels.json")
-    sink = _sink(args, settings)
 
+
+def _write_labels(args: argparse.Namespace, source: Any, settings: Any) -> Path | None:
+    """Write the synthetic market's ground-truth labels where ``--labels`` says; the path, if any."""
+    if args.labels is None:
+        return None
+    if args.source != "synthetic":
+        raise ConfigError("--labels is only for --source synthetic")
+    if args.labels != "auto":
+        written: Path = source.write_labels(args.labels)
+    elif args.to.startswith("jsonl:") and args.to != "jsonl:-":
+        written = source.write_labels(args.to[len("jsonl:"):])
+    else:
+        written = source.write_labels(settings.data_dir / "synthetic.labels.json")
+    return written
+
+
+def _stop_on_signals(source: Any) -> threading.Event:
+    """An event SIGINT and SIGTERM set (they also stop the source, when it can be stopped);
+    signal handlers are installed from the main thread only."""
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -201,13 +204,31 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
+    return stop
 
-    bar: Any = None
-    if not args.quiet:
-        from tqdm import tqdm
 
-        bar = tqdm(total=args.ticks, desc=f"produce {args.source}", unit=" ticks", unit_scale=True,
-                   file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+def _progress_bar(args: argparse.Namespace) -> Any:
+    """A tqdm bar on stderr, or ``None`` with ``--quiet``."""
+    if args.quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=args.ticks, desc=f"produce {args.source}", unit=" ticks", unit_scale=True,
+                file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Produce until the source ends, a limit is reached, or SIGINT/SIGTERM."""
+    _check_limits(args)
+    settings = _settings(args)
+    source = _source(args, settings)
+    to_kafka = args.to == "kafka"
+    if to_kafka and settings.embedded_kafka:
+        print(f"cryptolab produce: note: {_EMBEDDED_NOTE}", file=sys.stderr)
+    labels_written = _write_labels(args, source, settings)
+    sink = _sink(args, settings)
+    stop = _stop_on_signals(source)
+    bar = _progress_bar(args)
     live = args.source in ("coingecko", "binance", "coinbase") or args.speed is not None
     t0 = time.monotonic()
     counted = 0
@@ -287,6 +308,21 @@ def run(args: argparse.Namespace) -> int:
                 close()
     elapsed = time.monotonic() - t0
     st = sink.stats
+    lines = _summary(args, settings, st, source, elapsed, labels_written)
+    if stop.is_set() or interrupted:
+        lines.append("  stopped by signal; everything in flight was flushed first")
+    print("\n".join(lines), file=sys.stderr)
+    if st.failed or st.in_flight:
+        code = 1
+    return code
+
+
+def _summary(
+    args: argparse.Namespace, settings: Any, st: Any, source: Any, elapsed: float,
+    labels_written: Path | None,
+) -> list[str]:
+    """The lines of the final summary: what was produced where, failures, labels, notes."""
+    to_kafka = args.to == "kafka"
     rate = st.produced / elapsed if elapsed > 0 else 0.0
     where = f"{settings.topic} (dlq {settings.topic}.dlq)" if to_kafka else args.to[len("jsonl:"):]
     lines = [
@@ -307,9 +343,4 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"  labels: {labels_written}")
     if to_kafka and settings.embedded_kafka:
         lines.append(f"  note: {_EMBEDDED_NOTE}")
-    if stop.is_set() or interrupted:
-        lines.append("  stopped by signal; everything in flight was flushed first")
-    print("\n".join(lines), file=sys.stderr)
-    if st.failed or st.in_flight:
-        code = 1
-    return code
+    return lines
