@@ -77,6 +77,10 @@ BREACHES = [
      "cryptolab.demo -> nautilus_trader"),
     ("cli/__init__.py", "\n\ndef _breach() -> None:\n    from benchmarks import run  # noqa: F401\n",
      "cryptolab.cli -> benchmarks"),
+    ("anomaly/evaluation.py", "\n\ndef _breach() -> None:\n    from cryptolab.sources.synthetic import SyntheticMarket  # noqa: F401\n",
+     "cryptolab.anomaly is not allowed to import cryptolab.sources"),
+    ("reports/market.py", "\n\ndef _breach() -> None:\n    from cryptolab.viz import CandleChart  # noqa: F401\n",
+     "cryptolab.reports is not allowed to import cryptolab.viz"),
     ("unplaced.py", "\"\"\"A module no layer lists.\"\"\"\n", "- cryptolab.unplaced"),
 ]
 
