@@ -65,7 +65,7 @@ BREACHES = [
     ("batch.py", "\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
      "    from cryptolab.viz.chart import CandleChart  # noqa: F401\n",
      "cryptolab.batch is not allowed to import cryptolab.viz"),
-    ("cache.py", "\n\ndef _breach() -> None:\n    from cryptolab.store import Store  # noqa: F401\n",
+    ("cache/redis.py", "\n\ndef _breach() -> None:\n    from cryptolab.store import Store  # noqa: F401\n",
      "cryptolab.cache is not allowed to import cryptolab.store"),
     ("store/queries.py", "\n\ndef _breach() -> None:\n    from cryptolab.windows import CandleAggregator  # noqa: F401\n",
      "cryptolab.store is not allowed to import cryptolab.windows"),
