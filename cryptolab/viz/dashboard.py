@@ -33,12 +33,13 @@ from bokeh.models.widgets.tables import DataTable, HTMLTemplateFormatter, TableC
 
 from cryptolab.errors import CryptolabError
 from cryptolab.models import Alert, Candle, iso_utc, parse_interval
-from cryptolab.viz.chart import DOWN_COLOR, SEVERITY_COLORS, UP_COLOR, CandleChart
+from cryptolab.viz.chart import CandleChart
+from cryptolab.viz.figure import DOWN_COLOR, SEVERITY_COLORS, UP_COLOR
 
 if TYPE_CHECKING:  # pragma: no cover
     from bokeh.document import Document
 
-    from cryptolab.viz.chart import HistorySource, LiveFeed
+    from cryptolab.viz.live import HistorySource, LiveFeed
 
 __all__ = ["DashboardConfig", "dashboard_app", "price_card", "price_change", "serve_dashboard"]
 

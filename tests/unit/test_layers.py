@@ -73,6 +73,8 @@ BREACHES = [
      "cryptolab.kafka is not allowed to import cryptolab.pipeline"),
     ("viz/buffer.py", "\n\ndef _breach() -> None:\n    import polars  # noqa: F401\n",
      "cryptolab.viz.buffer -> polars"),
+    ("viz/chart.py", "\n\ndef _breach() -> None:\n    from cryptolab.cache import open_cache  # noqa: F401\n",
+     "cryptolab.viz.chart -> cryptolab.cache"),
     ("demo.py", "\n\ndef _breach() -> None:\n    import nautilus_trader  # noqa: F401\n",
      "cryptolab.demo -> nautilus_trader"),
     ("cli/__init__.py", "\n\ndef _breach() -> None:\n    from benchmarks import run  # noqa: F401\n",
