@@ -2,7 +2,12 @@
 
 * :mod:`cryptolab.viz.buffer` - pure: which candle streams, patches or is ignored;
   moving averages; rollover (imports no Bokeh).
-* :mod:`cryptolab.viz.chart` - the Bokeh chart, its live feed and its JupyterLab widget.
+* :mod:`cryptolab.viz.figure` - the chart's Bokeh panels and colours; buffer operations applied
+  to a ``ColumnDataSource`` (:func:`apply_ops`).
+* :mod:`cryptolab.viz.frames` - candles and alerts from DataFrames or model objects.
+* :mod:`cryptolab.viz.chart` - :class:`CandleChart`: draws what it is given, opens nothing.
+* :mod:`cryptolab.viz.live` - wires a chart to a cache subscription and the store (history).
+* :mod:`cryptolab.viz.controls` - the chart's JupyterLab widget and its ipywidgets controls.
 * :mod:`cryptolab.viz.notebook` - BokehJS in the notebook page, inline from the installed
   bokeh, once per page (:func:`output_notebook`).
 * :mod:`cryptolab.viz.dashboard` - the standalone Bokeh-server dashboard
@@ -37,14 +42,16 @@ _WHERE = {
     "Stream": "cryptolab.viz.buffer",
     "coalesce": "cryptolab.viz.buffer",
     "CandleChart": "cryptolab.viz.chart",
-    "apply_ops": "cryptolab.viz.chart",
-    "candle_channels": "cryptolab.viz.chart",
+    "apply_ops": "cryptolab.viz.figure",
+    "candle_channels": "cryptolab.viz.live",
     "output_notebook": "cryptolab.viz.notebook",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.viz.buffer import AlertBuffer, CandleBuffer, Patch, Reset, Stream, coalesce
-    from cryptolab.viz.chart import CandleChart, apply_ops, candle_channels
+    from cryptolab.viz.chart import CandleChart
+    from cryptolab.viz.figure import apply_ops
+    from cryptolab.viz.live import candle_channels
     from cryptolab.viz.notebook import output_notebook
 
 

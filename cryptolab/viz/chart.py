@@ -8,11 +8,14 @@ for the open candle or a late revision). Bokeh then ships only the change to
 the browser, through jupyter_bokeh in JupyterLab or the Bokeh server in the
 dashboard.
 
-Live updates are pulled, never pushed from another thread: :meth:`CandleChart.poll`
-drains the feed's subscription without blocking (``Subscription.get(0)``) and
-applies the whole batch at once. In a notebook :meth:`CandleChart.attach`
-schedules ``poll`` as an asyncio task on the kernel's running event loop; the
-dashboard calls it from ``document.add_periodic_callback``.
+The chart opens nothing itself: it draws what it is given, by :meth:`CandleChart.load`,
+:meth:`CandleChart.update` and :meth:`CandleChart.add_alerts`. To follow the live
+market, :meth:`CandleChart.attach` takes a cache (or the settings naming one) and
+hands it to :mod:`cryptolab.viz.live`, which subscribes to the series' channels
+and reads history; :meth:`CandleChart.poll` then drains that subscription without
+blocking and applies the whole batch at once. In a notebook ``attach`` schedules
+``poll`` as an asyncio task on the kernel's running event loop; the dashboard calls
+it from ``document.add_periodic_callback``.
 
 Examples
 --------
@@ -42,46 +45,50 @@ A revision of a candle already drawn patches its bar in place:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import math
+import importlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
-from bokeh.layouts import column
-from bokeh.models import (
-    BasicTicker,
-    ColumnDataSource,
-    CrosshairTool,
-    DataRange1d,
-    HoverTool,
-    NumeralTickFormatter,
-)
-from bokeh.models.annotations import Title
-from bokeh.models.renderers import GlyphRenderer
-from bokeh.plotting import figure
-from bokeh.transform import factor_cmap
+from bokeh.models import ColumnDataSource
 
-from cryptolab.errors import CryptolabError, ValidationError, WireError
+from cryptolab.errors import ValidationError
 from cryptolab.models import (
     Alert,
     Candle,
-    decode_alert,
-    decode_candle,
     iso_utc,
     parse_interval,
     parse_intervals,
     validate_symbol,
 )
-from cryptolab.viz.buffer import AlertBuffer, CandleBuffer, Op, Patch, Reset, Stream
+from cryptolab.viz.buffer import AlertBuffer, CandleBuffer, Op
+from cryptolab.viz.figure import (
+    DOWN_COLOR,
+    SEVERITY_COLORS,
+    UP_COLOR,
+    apply_ops,
+    build_figures,
+    retarget,
+)
+from cryptolab.viz.figure import MA_COLORS as MA_COLORS
+from cryptolab.viz.figure import VOLUME_MIN_HEIGHT as VOLUME_MIN_HEIGHT
+from cryptolab.viz.figure import VOLUME_TICKS as VOLUME_TICKS
+from cryptolab.viz.frames import as_alerts, as_candles, columns_to_candles
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
+    import asyncio
+
     from bokeh.models import LayoutDOM
 
     from cryptolab.config import Settings
+    from cryptolab.viz.live import (
+        ALERTS_CHANNEL,
+        HistorySource,
+        LiveFeed,
+        LiveLink,
+        Subscription,
+        candle_channels,
+    )
 
 __all__ = [
     "ALERTS_CHANNEL",
@@ -95,154 +102,18 @@ __all__ = [
     "candle_channels",
 ]
 
-log = logging.getLogger(__name__)
-
-UP_COLOR: Final = "#26a69a"
-DOWN_COLOR: Final = "#ef5350"
-MA_COLORS: Final = ("#f29d00", "#3f51b5", "#8d6e63", "#00838f")
-SEVERITY_COLORS: Final = {"LOW": "#fdd835", "MEDIUM": "#fb8c00", "HIGH": "#c62828"}
-#: Pub/sub channel of alerts (all series).
-ALERTS_CHANNEL: Final = "cryptolab:alerts"
 #: Indicator names accepted by :meth:`CandleChart.set_indicator` (plus ``ma<N>``).
 BASE_INDICATORS: Final = ("volume", "anomalies")
-#: The volume panel's least height (px) and how many labels its axis aims at.
-VOLUME_MIN_HEIGHT: Final = 130
-VOLUME_TICKS: Final = 3
+#: Names that moved to :mod:`cryptolab.viz.live` (the live wiring), still importable from here.
+_LIVE_NAMES: Final = frozenset(
+    {"ALERTS_CHANNEL", "HistorySource", "LiveFeed", "Subscription", "candle_channels"}
+)
 
 
-def candle_channels(symbol: str, interval: str) -> list[str]:
-    """The pub/sub channels the chart follows for one series.
-
-    ``cryptolab:candles:<symbol>:<interval>`` carries every update of the
-    series: open candles as they change, finals and later revisions (see
-    :mod:`cryptolab.cache`).
-
-    Examples
-    --------
-    >>> candle_channels("BTC-USD", "1m")
-    ['cryptolab:candles:BTC-USD:1m']
-    """
-    return [f"cryptolab:candles:{symbol}:{interval}"]
-
-
-class Subscription(Protocol):
-    """A pub/sub subscription: ``get(0)`` returns at once, ``None`` when nothing is waiting."""
-
-    def get(self, timeout: float = 0.0) -> tuple[str, bytes] | None: ...  # pragma: no cover
-
-    def close(self) -> None: ...  # pragma: no cover
-
-
-class LiveFeed(Protocol):
-    """What the chart needs from a cache (``MemoryCache`` or ``RedisCache``)."""
-
-    def subscribe(self, patterns: Sequence[str]) -> Subscription: ...  # pragma: no cover
-
-    def recent(self, symbol: str, interval: str, n: int) -> list[Candle]: ...  # pragma: no cover
-
-    def latest(self, symbol: str, interval: str) -> Candle | None: ...  # pragma: no cover
-
-    def recent_alerts(self, n: int) -> list[Alert]: ...  # pragma: no cover
-
-
-class HistorySource(Protocol):
-    """What the chart needs from a store for backfill."""
-
-    def history(self, symbol: str, interval: str, start: Any = None, end: Any = None, *,
-                final_only: bool = False, limit: int | None = None
-                ) -> pd.DataFrame: ...  # pragma: no cover
-
-    def alerts(self, symbol: str | None = None, interval: str | None = None,
-               start: Any = None, end: Any = None, *, detector: str | None = None,
-               limit: int | None = None) -> pd.DataFrame: ...  # pragma: no cover
-
-
-def apply_ops(source: ColumnDataSource, ops: Iterable[Op]) -> None:
-    """Apply buffer operations to a Bokeh ``ColumnDataSource``."""
-    for op in ops:
-        if isinstance(op, Stream):
-            source.stream(dict(op.rows), rollover=op.rollover)  # type: ignore[arg-type]
-        elif isinstance(op, Patch):
-            if op.patches:
-                source.patch(op.patches)
-        elif isinstance(op, Reset):
-            source.data = op.data
-
-
-def _to_ms(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValidationError("timestamp", f"not a timestamp: {value!r}")
-    if isinstance(value, int):
-        return value
-    ts = getattr(value, "timestamp", None)
-    if callable(ts):
-        return int(round(float(ts()) * 1000))
-    return int(value)
-
-
-def as_candles(data: Any) -> list[Candle]:
-    """Candles from a DataFrame (history or batch output) or an iterable of :class:`Candle`."""
-    if data is None:
-        return []
-    if hasattr(data, "columns") and hasattr(data, "to_dict"):
-        from cryptolab.batch import frame_to_candles
-
-        if len(data) == 0:
-            return []
-        return frame_to_candles(data)
-    out = list(data)
-    for c in out:
-        if not isinstance(c, Candle):
-            raise ValidationError("candles", f"expected Candle objects, got {type(c).__name__}")
-    return out
-
-
-def as_alerts(data: Any, *, interval: str | None = None) -> list[Alert]:
-    """Alerts from a DataFrame or an iterable of :class:`Alert`.
-
-    Accepts the store's alert table (``symbol, interval, window_start, detector,
-    severity, score, ts_ms``) and the output of
-    :func:`cryptolab.score_history` (``severity_<detector>`` / ``score_<detector>``
-    columns next to candle columns): every row with a severity becomes an alert.
-    """
-    if data is None:
-        return []
-    if not (hasattr(data, "columns") and hasattr(data, "to_dict")):
-        out = list(data)
-        for a in out:
-            if not isinstance(a, Alert):
-                raise ValidationError("alerts", f"expected Alert objects, got {type(a).__name__}")
-        return out
-    cols = set(data.columns)
-    rows = data.to_dict("records")
-    alerts: list[Alert] = []
-    if {"detector", "severity", "score"} <= cols:
-        for r in rows:
-            alerts.append(
-                Alert(
-                    symbol=str(r["symbol"]), interval=str(r.get("interval", interval)),
-                    window_start=_to_ms(r["window_start"]), detector=str(r["detector"]),
-                    severity=str(r["severity"]), score=float(r["score"]),
-                    ts_ms=_to_ms(r.get("ts_ms", r["window_start"])),
-                )
-            )
-        return alerts
-    detectors = [c[len("severity_"):] for c in data.columns if str(c).startswith("severity_")]
-    for r in rows:
-        for det in detectors:
-            sev = r.get(f"severity_{det}")
-            if sev is None or (isinstance(sev, float) and math.isnan(sev)) or sev == "":
-                continue
-            score = r.get(f"score_{det}", math.nan)
-            alerts.append(
-                Alert(
-                    symbol=str(r["symbol"]), interval=str(r.get("interval", interval)),
-                    window_start=_to_ms(r["window_start"]), detector=det, severity=str(sev),
-                    score=float(score) if score is not None else math.nan,
-                    ts_ms=_to_ms(r.get("window_end", r["window_start"])),
-                )
-            )
-    return alerts
+def __getattr__(name: str) -> Any:
+    if name in _LIVE_NAMES:
+        return getattr(importlib.import_module("cryptolab.viz.live"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CandleChart:
@@ -319,14 +190,11 @@ class CandleChart:
         self.alert_source = ColumnDataSource(self.alert_buffer.data(), name="alerts")
         self.indicators: dict[str, bool] = {f"ma{n}": True for n in self.ma_windows}
         self.indicators.update({name: True for name in BASE_INDICATORS})
-        self._renderers: dict[str, list[GlyphRenderer[Any]]] = {}
+        self._renderers: dict[str, list[Any]] = {}
         self._build()
-        # live state
-        self.feed: LiveFeed | None = None
-        self.store: HistorySource | None = None
+        # live state: the link to a cache (and a store) while attached
+        self._link: LiveLink | None = None
         self.poll_interval: float = 0.25
-        self._sub: Subscription | None = None
-        self._owned_store: Any = None
         self._task: asyncio.Task[None] | None = None
         self._paused = False
         self._stale = False
@@ -349,81 +217,20 @@ class CandleChart:
         return f"{self.symbol or '(no symbol)'} · {self.interval}"
 
     def _build(self) -> None:
-        iv = self.interval_ms
-        direction = factor_cmap("direction", [UP_COLOR, DOWN_COLOR], ["up", "down"])
-        x_range = DataRange1d(follow="end", follow_interval=self.visible_bars * iv,
-                              range_padding=0.02, range_padding_units="percent")
-        price = figure(
-            x_axis_type="datetime", x_range=x_range, height=self.height,
-            sizing_mode="stretch_width", title=self._title_text(),
-            tools="xpan,xwheel_zoom,box_zoom,reset,save", active_drag="xpan",
-            active_scroll="xwheel_zoom", name="price", toolbar_location="right",
+        figures = build_figures(
+            self.source, self.alert_source, interval_ms=self.interval_ms,
+            visible_bars=self.visible_bars, height=self.height, title=self._title_text(),
+            ma_windows=self.ma_windows, ma_columns=self.buffer.ma_columns,
         )
-        price.add_tools(CrosshairTool(dimensions="height", line_alpha=0.3))
-        price.yaxis.formatter = NumeralTickFormatter(format="0,0.[0000]")
-        price.xaxis.visible = False
-        price.grid.grid_line_alpha = 0.3
-        wick = price.segment(x0="x", y0="high", x1="x", y1="low", source=self.source,
-                             line_color=direction, line_width=1, name="wicks")
-        body = price.vbar(x="x", width=0.7 * iv, top="top", bottom="bottom", source=self.source,
-                          fill_color=direction, line_color=direction, name="bodies")
-        self._renderers["candles"] = [wick, body]
-        for k, (n, name) in enumerate(zip(self.ma_windows, self.buffer.ma_columns, strict=True)):
-            line = price.line("x", name, source=self.source, line_width=1.6,
-                              line_color=MA_COLORS[k % len(MA_COLORS)], legend_label=f"MA{n}",
-                              name=name)
-            self._renderers[name] = [line]
-        sev = factor_cmap("severity", list(SEVERITY_COLORS.values()), list(SEVERITY_COLORS),
-                          nan_color="#9e9e9e")
-        markers = price.scatter("x", "y", source=self.alert_source, marker="inverted_triangle",
-                                size=13, fill_color=sev, line_color="#212121",
-                                legend_label="anomaly", name="anomalies")
-        self._renderers["anomalies"] = [markers]
-        price.legend.location = "top_left"
-        price.legend.orientation = "horizontal"
-        price.legend.click_policy = "hide"
-        price.legend.background_fill_alpha = 0.7
-        price.legend.label_text_font_size = "11px"
-        price.legend.margin = 6
-        price.add_tools(HoverTool(
-            renderers=[body],
-            tooltips=[
-                ("window", "@window_start{%F %T}"), ("open", "@open{0,0.[0000]}"),
-                ("high", "@high{0,0.[0000]}"), ("low", "@low{0,0.[0000]}"),
-                ("close", "@close{0,0.[0000]}"), ("volume", "@volume{0,0.[00]}"),
-                ("trades", "@trades"), ("revision", "@revision"), ("final", "@final"),
-            ],
-            formatters={"@window_start": "datetime"},
-        ))
-        price.add_tools(HoverTool(
-            renderers=[markers],
-            tooltips=[("detector", "@detector"), ("severity", "@severity"),
-                      ("score", "@score{0.0000}"), ("window", "@window_start{%F %T}")],
-            formatters={"@window_start": "datetime"},
-        ))
-        volume = figure(
-            x_axis_type="datetime", x_range=price.x_range, height=max(VOLUME_MIN_HEIGHT, self.height // 3),
-            sizing_mode="stretch_width", tools="xpan,xwheel_zoom,reset",
-            active_drag="xpan", active_scroll="xwheel_zoom", name="volume",
-            toolbar_location="right",
-        )
-        volume.yaxis.formatter = NumeralTickFormatter(format="0.[0]a")
-        # a short panel: a few labels, or they overlap one another
-        volume.yaxis.ticker = BasicTicker(desired_num_ticks=VOLUME_TICKS, num_minor_ticks=2)
-        volume.grid.grid_line_alpha = 0.3
-        bars = volume.vbar(x="x", width=0.7 * iv, top="volume", bottom=0, source=self.source,
-                           fill_color=direction, line_color=None, fill_alpha=0.65,
-                           name="volume_bars")
-        self._renderers["volume"] = [bars]
-        self._bar_glyphs = [body.glyph, bars.glyph]
-        self.price_figure = price
-        self.volume_figure = volume
-        self.layout: LayoutDOM = column(price, volume, sizing_mode="stretch_width",
-                                        name="candle_chart")
+        self._figures = figures
+        self._renderers = figures.renderers
+        self.price_figure = figures.price
+        self.volume_figure = figures.volume
+        self.layout: LayoutDOM = figures.layout
 
     # ----------------------------------------------------------------- reading
     def __repr__(self) -> str:
-        state = "paused" if self._paused else ("live" if self._sub is not None else "static")
+        state = "paused" if self._paused else ("live" if self.attached else "static")
         return (f"CandleChart(symbol={self.symbol!r}, interval={self.interval!r}, "
                 f"bars={len(self.buffer)}, {state})")
 
@@ -432,20 +239,7 @@ class CandleChart:
 
     def candles(self) -> list[Candle]:
         """The candles currently drawn, oldest first (rebuilt from the buffer's columns)."""
-        d = self.buffer.data()
-        iv = self.interval_ms
-        out = []
-        for i in range(len(self.buffer)):
-            vw = d["vwap"][i]
-            ws = d["window_start"][i]
-            out.append(Candle(
-                symbol=self.symbol, interval=self.interval, window_start=ws, window_end=ws + iv,
-                open=d["open"][i], high=d["high"][i], low=d["low"][i], close=d["close"][i],
-                volume=d["volume"][i], vwap=None if math.isnan(vw) else vw, trades=d["trades"][i],
-                first_ts=ws, last_ts=ws, high_ts=ws, low_ts=ws, revision=d["revision"][i],
-                final=d["final"][i], gap=d["gap"][i],
-            ))
-        return out
+        return columns_to_candles(self.buffer.data(), self.symbol, self.interval, self.interval_ms)
 
     @property
     def paused(self) -> bool:
@@ -455,7 +249,7 @@ class CandleChart:
     @property
     def attached(self) -> bool:
         """True while a live feed is attached."""
-        return self._sub is not None
+        return self._link is not None and self._link.subscribed
 
     def status(self) -> dict[str, Any]:
         """Counters for display and monitoring."""
@@ -583,18 +377,12 @@ class CandleChart:
         self.buffer = CandleBuffer(symbol=symbol, interval=interval, maxlen=self.maxlen,
                                    ma_windows=self.ma_windows)
         self.alert_buffer = AlertBuffer(symbol=symbol, interval=interval, maxlen=self.maxlen)
-        iv = self.interval_ms
-        for glyph in self._bar_glyphs:
-            glyph.width = 0.7 * iv
-        x_range = self.price_figure.x_range
-        if isinstance(x_range, DataRange1d):
-            x_range.follow_interval = self.visible_bars * iv
-        if isinstance(self.price_figure.title, Title):
-            self.price_figure.title.text = self._title_text()
+        retarget(self._figures, interval_ms=self.interval_ms, visible_bars=self.visible_bars,
+                 title=self._title_text())
         self.source.data = self.buffer.data()
         self.alert_source.data = self.alert_buffer.data()
-        if self.feed is not None:
-            self._subscribe()
+        if self._link is not None:
+            self._link.subscribe(symbol, interval)
             self.backfill()
         for fn in list(self._listeners):
             fn(self)
@@ -624,6 +412,16 @@ class CandleChart:
             fn(self)
 
     # -------------------------------------------------------------------- live
+    @property
+    def feed(self) -> LiveFeed | None:
+        """The cache followed while attached, else ``None``."""
+        return self._link.feed if self._link is not None else None
+
+    @property
+    def store(self) -> HistorySource | None:
+        """The store backfilled from while attached, else ``None``."""
+        return self._link.store if self._link is not None else None
+
     @classmethod
     def live(
         cls,
@@ -653,6 +451,8 @@ class CandleChart:
     ) -> CandleChart:
         """Follow a live feed: subscribe, backfill history, then stream and patch as candles arrive.
 
+        The services are opened by :func:`cryptolab.viz.live.connect`, not by the chart.
+
         Parameters
         ----------
         feed
@@ -673,69 +473,27 @@ class CandleChart:
             running; ``False`` leaves the polling to the caller (the dashboard
             uses a Bokeh periodic callback).
         """
+        from cryptolab.viz.live import connect, schedule_polling
+
         self.detach()
-        if feed is None or (store is None and backfill and settings is not None):
-            from cryptolab.config import Settings as _Settings
-
-            settings = settings or _Settings.from_env()
-            if feed is None:
-                from cryptolab.cache import open_cache
-
-                feed = open_cache(settings)
-            if store is None and backfill:
-                store = self._owned_store = _open_store(settings)
-        self.feed = feed
-        self.store = store
+        self._link = connect(feed, settings=settings, store=store, backfill=backfill)
         self.poll_interval = poll_interval
-        self._subscribe()
+        self._link.subscribe(self.symbol, self.interval)
         if backfill:
             self.backfill()
-        if run is None or run:
-            loop = _running_loop()
-            if loop is None:
-                if run:
-                    raise CryptolabError(
-                        "no running asyncio event loop: call chart.poll() yourself, "
-                        "or attach(..., run=False)"
-                    )
-                log.info("no running event loop; call chart.poll() to apply updates")
-            else:
-                self._task = loop.create_task(self._pump(), name=f"CandleChart {self.symbol}")
+        self._task = schedule_polling(self, run)
         return self
-
-    def _subscribe(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                self._sub.close()
-            self._sub = None
-        if self.feed is None or not self.symbol:
-            return
-        self._sub = self.feed.subscribe([*candle_channels(self.symbol, self.interval), ALERTS_CHANNEL])
 
     def backfill(self) -> int:
         """Load the newest bars of the current series from the store and the cache; return bars."""
         candles: list[Candle] = []
         alerts: list[Alert] = []
-        need = self.maxlen + max(self.ma_windows, default=1) - 1
-        if self.store is not None and self._store_ready():
-            try:
-                frame = self.store.history(self.symbol, self.interval, limit=need)
-                candles.extend(as_candles(frame))
-                afr = self.store.alerts(self.symbol, self.interval, limit=self.maxlen)
-                alerts.extend(as_alerts(afr, interval=self.interval))
-            except CryptolabError as exc:
-                log.warning("backfill from the store failed: %s", exc)
-                self.last_error = str(exc)
-        if self.feed is not None:
-            try:
-                candles.extend(self.feed.recent(self.symbol, self.interval, self.maxlen))
-                newest = self.feed.latest(self.symbol, self.interval)  # the open candle
-                if newest is not None:
-                    candles.append(newest)
-                alerts.extend(self.feed.recent_alerts(self.maxlen))
-            except CryptolabError as exc:
-                log.warning("backfill from the cache failed: %s", exc)
-                self.last_error = str(exc)
+        if self._link is not None:
+            need = self.maxlen + max(self.ma_windows, default=1) - 1
+            candles, alerts, errors = self._link.history(self.symbol, self.interval, need=need,
+                                                         maxlen=self.maxlen)
+            if errors:
+                self.last_error = errors[-1]
         candles.sort(key=lambda c: (c.window_start, c.revision, c.final, c.trades))
         self.buffer.extend(candles)
         self.source.data = self.buffer.data()
@@ -744,81 +502,28 @@ class CandleChart:
         self.last_update_wall = time.time()
         return len(self.buffer)
 
-    def _store_ready(self) -> bool:
-        """False while the store has no schema yet (a pipeline that is still starting)."""
-        version = getattr(self.store, "schema_version", None)
-        if not callable(version):
-            return True
-        try:
-            return version() is not None
-        except CryptolabError as exc:
-            log.warning("store unavailable for backfill: %s", exc)
-            self.last_error = str(exc)
-            return False
-
     def poll(self, max_messages: int = 20_000) -> int:
         """Drain the subscription without blocking and apply the batch; return messages read."""
-        sub = self._sub
-        if sub is None:
+        if self._link is None:
             return 0
-        candles: list[Candle] = []
-        alerts: list[Alert] = []
-        n = 0
-        while n < max_messages:
-            msg = sub.get(0.0)
-            if msg is None:
-                break
-            n += 1
-            channel, payload = msg
-            name = channel.decode() if isinstance(channel, bytes | bytearray) else str(channel)
-            try:
-                if name == ALERTS_CHANNEL:
-                    alerts.append(decode_alert(payload))
-                else:
-                    candles.append(decode_candle(payload))
-            except WireError as exc:
-                self.bad_messages += 1
-                log.warning("skipping a bad message on %s: %s", name, exc)
-        self.messages += n
-        if candles:
-            self.update_many(candles)
-        if alerts:
-            self.add_alerts(alerts)
-        return n
-
-    async def _pump(self) -> None:
-        failures = 0
-        while self._sub is not None:
-            try:
-                self.poll()
-                failures = 0
-                if self.last_error and not self._paused:
-                    self.last_error = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep the notebook's chart alive across feed hiccups
-                failures += 1
-                self.last_error = str(exc)
-                log.warning("chart update failed (%d in a row): %s", failures, exc)
-            delay = self.poll_interval * min(2 ** failures, 40)
-            await asyncio.sleep(delay)
+        got = self._link.drain(max_messages)
+        self.bad_messages += got.bad
+        self.messages += got.messages
+        if got.candles:
+            self.update_many(got.candles)
+        if got.alerts:
+            self.add_alerts(got.alerts)
+        return got.messages
 
     def detach(self) -> None:
         """Stop following the feed (the bars stay; the status line says ``static``)."""
-        was_attached = self._sub is not None
+        was_attached = self.attached
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                self._sub.close()
-            self._sub = None
-        self.feed = None
-        if self._owned_store is not None:
-            with contextlib.suppress(Exception):
-                self._owned_store.close()
-            self._owned_store = None
-        self.store = None
+        if self._link is not None:
+            self._link.close()
+            self._link = None
         if was_attached:
             for fn in list(self._listeners):
                 fn(self)
@@ -842,18 +547,9 @@ class CandleChart:
                 "CandleChart.widget() needs jupyter_bokeh and ipywidgets: "
                 "pip install 'cryptolab[jupyter]'"
             ) from exc
-        from cryptolab.viz.notebook import live_widget_class, output_notebook
+        from cryptolab.viz.controls import chart_widget
 
-        output_notebook()  # BokehJS in the page first, or the widget cannot draw
-        if not controls:
-            model = live_widget_class(BokehModel)(self.layout)
-            model.snapshot_of = self.layout  # shown instead when the kernel is gone
-            model.add_class("cl-chart")
-            model.add_class("cl-live")
-            return model
-        from cryptolab.viz.controls import chart_controls
-
-        return chart_controls(self, BokehModel(self.layout))
+        return chart_widget(self, BokehModel, controls=controls)
 
     def show(self) -> None:
         """Show the chart with ``bokeh.io.show`` (static output in a notebook or a file)."""
@@ -868,20 +564,3 @@ class CandleChart:
         from IPython.display import display
 
         display(self.widget())  # type: ignore[no-untyped-call]
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def _open_store(settings: Settings) -> HistorySource | None:
-    from cryptolab.store import Store
-
-    try:
-        return Store.from_settings(settings)
-    except CryptolabError as exc:
-        log.warning("no store for backfill: %s", exc)
-        return None

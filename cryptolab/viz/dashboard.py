@@ -14,6 +14,7 @@ flowing through the embedded pipeline in the same process).
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import time
@@ -33,14 +34,22 @@ from bokeh.models.widgets.tables import DataTable, HTMLTemplateFormatter, TableC
 
 from cryptolab.errors import CryptolabError
 from cryptolab.models import Alert, Candle, iso_utc, parse_interval
-from cryptolab.viz.chart import DOWN_COLOR, SEVERITY_COLORS, UP_COLOR, CandleChart
+from cryptolab.viz.chart import CandleChart
+from cryptolab.viz.figure import DOWN_COLOR, SEVERITY_COLORS, UP_COLOR
 
 if TYPE_CHECKING:  # pragma: no cover
     from bokeh.document import Document
 
-    from cryptolab.viz.chart import HistorySource, LiveFeed
+    from cryptolab.viz.live import HistorySource, LiveFeed
 
-__all__ = ["DashboardConfig", "dashboard_app", "price_card", "price_change", "serve_dashboard"]
+__all__ = [
+    "DashboardConfig",
+    "dashboard_app",
+    "make_document",
+    "price_card",
+    "price_change",
+    "serve_dashboard",
+]
 
 log = logging.getLogger(__name__)
 
@@ -178,139 +187,175 @@ def dashboard_app(
     """
     cfg = config or DashboardConfig()
     parse_interval(cfg.interval)
+    return Application(FunctionHandler(functools.partial(
+        make_document, feed=feed, store=store, cfg=cfg, discover=discover)))
 
-    def make_document(doc: Document) -> None:
-        symbols = list(cfg.symbols) or (discover(cfg.interval) if discover else [])
-        chart = CandleChart(
-            symbol=symbols[0] if symbols else None, interval=cfg.interval, symbols=symbols,
-            intervals=[*cfg.intervals, cfg.interval], maxlen=cfg.maxlen,
-            visible_bars=cfg.visible_bars, height=420,
-        )
-        chart.attach(feed, store=store, run=False)
 
-        header = Div(text="", sizing_mode="stretch_width", name="header")
-        cards = Div(text="", sizing_mode="stretch_width", name="price_cards")
-        symbol_select = Select(title="Symbol", value=chart.symbol, options=_options(chart.symbols),
-                               width=170, name="symbol_select")
-        interval_select = Select(title="Interval", value=chart.interval,
-                                 options=_options(chart.intervals), width=110, name="interval_select")
-        toggles = list(chart.indicators)
-        labels = [t.upper() if t.startswith("ma") else t.capitalize() for t in toggles]
-        indicators = CheckboxButtonGroup(labels=labels, active=list(range(len(toggles))),
-                                         name="indicators")
-        pause = Toggle(label="Pause", active=False, width=90, name="pause")
-        alerts_source = ColumnDataSource(_alert_rows([]), name="alerts_table")
-        sev_fmt = _severity_formatter()
-        table = DataTable(
-            source=alerts_source, name="alerts", width=430, height=520, index_position=None,
-            columns=[
-                TableColumn(field="time", title="window (UTC)", width=130),
-                TableColumn(field="symbol", title="symbol", width=75),
-                TableColumn(field="interval", title="iv", width=30),
-                TableColumn(field="detector", title="detector", width=70),
-                TableColumn(field="severity", title="severity", width=60, formatter=sev_fmt),
-                TableColumn(field="score", title="score", width=60),
-            ],
-        )
+def make_document(
+    doc: Document,
+    *,
+    feed: LiveFeed,
+    store: HistorySource | None,
+    cfg: DashboardConfig,
+    discover: Callable[[str], list[str]] | None,
+) -> None:
+    """Fill one browser tab's document: the page, its periodic updates and its clean-up."""
+    symbols = list(cfg.symbols) or (discover(cfg.interval) if discover else [])
+    chart = CandleChart(
+        symbol=symbols[0] if symbols else None, interval=cfg.interval, symbols=symbols,
+        intervals=[*cfg.intervals, cfg.interval], maxlen=cfg.maxlen,
+        visible_bars=cfg.visible_bars, height=420,
+    )
+    chart.attach(feed, store=store, run=False)
+    page = _Page(chart, feed, cfg, discover)
+    page.refresh_cards()
+    doc.add_periodic_callback(page.poll, cfg.poll_ms)
+    doc.add_periodic_callback(page.refresh_cards, cfg.cards_ms)
+
+    def on_destroyed(_ctx: Any) -> None:
+        chart.detach()
+
+    doc.on_session_destroyed(on_destroyed)
+    doc.add_root(page.layout())
+    doc.title = cfg.title
+
+
+def _alerts_table(source: ColumnDataSource) -> DataTable:
+    """The recent-alerts table over ``source`` (see :func:`_alert_rows`)."""
+    return DataTable(
+        source=source, name="alerts", width=430, height=520, index_position=None,
+        columns=[
+            TableColumn(field="time", title="window (UTC)", width=130),
+            TableColumn(field="symbol", title="symbol", width=75),
+            TableColumn(field="interval", title="iv", width=30),
+            TableColumn(field="detector", title="detector", width=70),
+            TableColumn(field="severity", title="severity", width=60,
+                        formatter=_severity_formatter()),
+            TableColumn(field="score", title="score", width=60),
+        ],
+    )
+
+
+class _Page:
+    """One tab's widgets around its chart: pickers, toggles, pause, price cards, alerts."""
+
+    def __init__(self, chart: CandleChart, feed: LiveFeed, cfg: DashboardConfig,
+                 discover: Callable[[str], list[str]] | None) -> None:
+        self.chart, self.feed, self.cfg, self.discover = chart, feed, cfg, discover
+        self.header = Div(text="", sizing_mode="stretch_width", name="header")
+        self.cards = Div(text="", sizing_mode="stretch_width", name="price_cards")
+        self.symbol_select = Select(title="Symbol", value=chart.symbol,
+                                    options=_options(chart.symbols), width=170,
+                                    name="symbol_select")
+        self.interval_select = Select(title="Interval", value=chart.interval,
+                                      options=_options(chart.intervals), width=110,
+                                      name="interval_select")
+        self.toggles = list(chart.indicators)
+        labels = [t.upper() if t.startswith("ma") else t.capitalize() for t in self.toggles]
+        self.indicators = CheckboxButtonGroup(labels=labels, active=list(range(len(self.toggles))),
+                                              name="indicators")
+        self.pause = Toggle(label="Pause", active=False, width=90, name="pause")
+        self.alerts_source = ColumnDataSource(_alert_rows([]), name="alerts_table")
+        self.table = _alerts_table(self.alerts_source)
+        self.alerts_key: tuple[Any, ...] | None = None
+        self.cards_text: str | None = None
+        self.discover_at = 0.0
+        self.symbol_select.on_change("value", self.on_symbol)
+        self.interval_select.on_change("value", self.on_interval)
+        self.indicators.on_change("active", self.on_indicators)
+        self.pause.on_change("active", self.on_pause)
+
+    def layout(self) -> Any:
+        """The page: header, controls, price cards, then the chart beside the alerts."""
+        controls = row(self.symbol_select, self.interval_select,
+                       column(Div(text="&nbsp;"), self.indicators),
+                       column(Div(text="&nbsp;"), self.pause), sizing_mode="stretch_width")
         alerts_title = Div(text='<b style="font-family:system-ui">Recent alerts</b>')
-        state: dict[str, Any] = {"alerts_key": None, "cards": None, "discover_at": 0.0}
-
-        def on_symbol(_attr: str, _old: Any, new: Any) -> None:
-            if new and new != chart.symbol:
-                chart.set_series(str(new), chart.interval)
-                refresh_cards()
-
-        def on_interval(_attr: str, _old: Any, new: Any) -> None:
-            if new and new != chart.interval and chart.symbol:
-                chart.set_series(chart.symbol, str(new))
-                refresh_cards()
-
-        def on_indicators(_attr: str, _old: Any, new: Any) -> None:
-            for i, name in enumerate(toggles):
-                chart.set_indicator(name, i in new)
-
-        def on_pause(_attr: str, _old: Any, new: Any) -> None:
-            if new:
-                chart.pause()
-                pause.label = "Resume"
-            else:
-                chart.resume()
-                pause.label = "Pause"
-
-        symbol_select.on_change("value", on_symbol)
-        interval_select.on_change("value", on_interval)
-        indicators.on_change("active", on_indicators)
-        pause.on_change("active", on_pause)
-
-        def refresh_symbols() -> None:
-            if cfg.symbols or discover is None:
-                return
-            now = time.monotonic()
-            if now - state["discover_at"] < 5.0:
-                return
-            state["discover_at"] = now
-            found = [s for s in discover(chart.interval) if s not in chart.symbols]
-            if found:
-                chart.symbols.extend(found)
-                symbol_select.options = _options(chart.symbols)
-            if not chart.symbol and chart.symbols:
-                chart.set_series(chart.symbols[0], chart.interval)
-                symbol_select.value = chart.symbol
-
-        def refresh_cards() -> None:
-            refresh_symbols()
-            parts = []
-            iv = chart.interval
-            need = max(2, cfg.change_over_ms // parse_interval(iv) + 2)
-            try:
-                for sym in chart.symbols:
-                    latest = feed.latest(sym, iv)
-                    recent = feed.recent(sym, iv, need)
-                    price, change, span = price_change(recent, latest, cfg.change_over_ms)
-                    parts.append(price_card(sym, price, change, span, selected=sym == chart.symbol))
-                recent_alerts = feed.recent_alerts(cfg.alerts_shown)
-                if chart.last_error and chart.last_error.startswith("feed:"):
-                    chart.last_error = None
-            except CryptolabError as exc:
-                chart.last_error = f"feed: {exc}"
-                recent_alerts = []
-            text = _CSS + '<div class="cl-cards">' + "".join(parts) + "</div>"
-            if text != state["cards"]:
-                cards.text = text
-                state["cards"] = text
-            key = tuple(a.key for a in recent_alerts)
-            if recent_alerts and key != state["alerts_key"]:
-                alerts_source.data = _alert_rows(recent_alerts)
-                state["alerts_key"] = key
-            header.text = (
-                _CSS + f'<div class="cl-head"><h2>{html.escape(cfg.title)}</h2>'
-                f'<span class="cl-status">{html.escape(chart.status_text())}</span></div>'
-            )
-
-        def poll() -> None:
-            try:
-                chart.poll()
-            except Exception as exc:  # keep the page alive; show what went wrong
-                chart.last_error = str(exc)
-                log.warning("dashboard update failed: %s", exc)
-
-        refresh_cards()
-        doc.add_periodic_callback(poll, cfg.poll_ms)
-        doc.add_periodic_callback(refresh_cards, cfg.cards_ms)
-
-        def on_destroyed(_ctx: Any) -> None:
-            chart.detach()
-
-        doc.on_session_destroyed(on_destroyed)
-        controls = row(symbol_select, interval_select, column(Div(text="&nbsp;"), indicators),
-                       column(Div(text="&nbsp;"), pause), sizing_mode="stretch_width")
-        body = row(chart.layout, column(alerts_title, table, width=440),
+        body = row(self.chart.layout, column(alerts_title, self.table, width=440),
                    sizing_mode="stretch_width")
-        doc.add_root(column(header, controls, cards, body, sizing_mode="stretch_width",
-                            name="dashboard"))
-        doc.title = cfg.title
+        return column(self.header, controls, self.cards, body, sizing_mode="stretch_width",
+                      name="dashboard")
 
-    return Application(FunctionHandler(make_document))
+    # ------------------------------------------------------------------ handlers
+    def on_symbol(self, _attr: str, _old: Any, new: Any) -> None:
+        if new and new != self.chart.symbol:
+            self.chart.set_series(str(new), self.chart.interval)
+            self.refresh_cards()
+
+    def on_interval(self, _attr: str, _old: Any, new: Any) -> None:
+        if new and new != self.chart.interval and self.chart.symbol:
+            self.chart.set_series(self.chart.symbol, str(new))
+            self.refresh_cards()
+
+    def on_indicators(self, _attr: str, _old: Any, new: Any) -> None:
+        for i, name in enumerate(self.toggles):
+            self.chart.set_indicator(name, i in new)
+
+    def on_pause(self, _attr: str, _old: Any, new: Any) -> None:
+        if new:
+            self.chart.pause()
+            self.pause.label = "Resume"
+        else:
+            self.chart.resume()
+            self.pause.label = "Pause"
+
+    # ------------------------------------------------------------------ updates
+    def poll(self) -> None:
+        """Apply what the chart's subscription brought (errors shown, never raised)."""
+        try:
+            self.chart.poll()
+        except Exception as exc:  # keep the page alive; show what went wrong
+            self.chart.last_error = str(exc)
+            log.warning("dashboard update failed: %s", exc)
+
+    def refresh_symbols(self) -> None:
+        """Add discovered symbols to the picker (every 5 s at most, when none were configured)."""
+        chart = self.chart
+        if self.cfg.symbols or self.discover is None:
+            return
+        now = time.monotonic()
+        if now - self.discover_at < 5.0:
+            return
+        self.discover_at = now
+        found = [s for s in self.discover(chart.interval) if s not in chart.symbols]
+        if found:
+            chart.symbols.extend(found)
+            self.symbol_select.options = _options(chart.symbols)
+        if not chart.symbol and chart.symbols:
+            chart.set_series(chart.symbols[0], chart.interval)
+            self.symbol_select.value = chart.symbol
+
+    def refresh_cards(self) -> None:
+        """Redraw the price cards, the alerts table (when it changed) and the header."""
+        self.refresh_symbols()
+        chart, cfg = self.chart, self.cfg
+        parts = []
+        iv = chart.interval
+        need = max(2, cfg.change_over_ms // parse_interval(iv) + 2)
+        try:
+            for sym in chart.symbols:
+                latest = self.feed.latest(sym, iv)
+                recent = self.feed.recent(sym, iv, need)
+                price, change, span = price_change(recent, latest, cfg.change_over_ms)
+                parts.append(price_card(sym, price, change, span, selected=sym == chart.symbol))
+            recent_alerts = self.feed.recent_alerts(cfg.alerts_shown)
+            if chart.last_error and chart.last_error.startswith("feed:"):
+                chart.last_error = None
+        except CryptolabError as exc:
+            chart.last_error = f"feed: {exc}"
+            recent_alerts = []
+        text = _CSS + '<div class="cl-cards">' + "".join(parts) + "</div>"
+        if text != self.cards_text:
+            self.cards.text = text
+            self.cards_text = text
+        key = tuple(a.key for a in recent_alerts)
+        if recent_alerts and key != self.alerts_key:
+            self.alerts_source.data = _alert_rows(recent_alerts)
+            self.alerts_key = key
+        self.header.text = (
+            _CSS + f'<div class="cl-head"><h2>{html.escape(cfg.title)}</h2>'
+            f'<span class="cl-status">{html.escape(chart.status_text())}</span></div>'
+        )
 
 
 def _severity_formatter() -> Any:

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cryptolab
-from cryptolab import cache as cache_mod
 from cryptolab.cache import (
     MemoryCache,
     RedisCache,
@@ -19,6 +18,7 @@ from cryptolab.cache import (
     open_cache,
     updates_channel,
 )
+from cryptolab.cache import memory as memory_mod
 from cryptolab.config import Settings
 from cryptolab.errors import CacheError
 from cryptolab.models import Candle
@@ -107,7 +107,7 @@ def test_close_wakes_a_waiting_get(name: str) -> None:
 
 
 def test_slow_subscriber_drops_the_oldest(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache_mod, "MEMORY_QUEUE_CAP", 3)
+    monkeypatch.setattr(memory_mod, "MEMORY_QUEUE_CAP", 3)
     cache = MemoryCache(name)
     sub = cache.subscribe([updates_channel("BTC-USD", "1m")])
     cache.publish([candle(i) for i in range(5)])

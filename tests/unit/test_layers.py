@@ -65,7 +65,7 @@ BREACHES = [
     ("batch.py", "\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
      "    from cryptolab.viz.chart import CandleChart  # noqa: F401\n",
      "cryptolab.batch is not allowed to import cryptolab.viz"),
-    ("cache.py", "\n\ndef _breach() -> None:\n    from cryptolab.store import Store  # noqa: F401\n",
+    ("cache/redis.py", "\n\ndef _breach() -> None:\n    from cryptolab.store import Store  # noqa: F401\n",
      "cryptolab.cache is not allowed to import cryptolab.store"),
     ("store/queries.py", "\n\ndef _breach() -> None:\n    from cryptolab.windows import CandleAggregator  # noqa: F401\n",
      "cryptolab.store is not allowed to import cryptolab.windows"),
@@ -73,6 +73,8 @@ BREACHES = [
      "cryptolab.kafka is not allowed to import cryptolab.pipeline"),
     ("viz/buffer.py", "\n\ndef _breach() -> None:\n    import polars  # noqa: F401\n",
      "cryptolab.viz.buffer -> polars"),
+    ("viz/chart.py", "\n\ndef _breach() -> None:\n    from cryptolab.cache import open_cache  # noqa: F401\n",
+     "cryptolab.viz.chart -> cryptolab.cache"),
     ("demo.py", "\n\ndef _breach() -> None:\n    import nautilus_trader  # noqa: F401\n",
      "cryptolab.demo -> nautilus_trader"),
     ("cli/__init__.py", "\n\ndef _breach() -> None:\n    from benchmarks import run  # noqa: F401\n",
