@@ -21,15 +21,17 @@ import orjson
 from confluent_kafka import KafkaError, Message
 
 from cryptolab.errors import ValidationError
-from cryptolab.models import (
+from cryptolab.models.time import interval_name, iso_utc
+from cryptolab.models.wire import (
     MAX_PRICE,
     MAX_RECORD_BYTES,
     MAX_SIZE,
+    MAX_TEXT,
     MAX_TS_MS,
     MIN_TS_MS,
     SYMBOL_RE,
-    interval_name,
-    iso_utc,
+    TICK_KEYS,
+    WIRE_VERSION,
     tick_from_dict,
 )
 from cryptolab.pipeline.partitions import Owned
@@ -42,7 +44,8 @@ __all__ = ["Columns", "Decoder", "dead_letter_reason"]
 #: The package's one logger: its lines keep the name they always had.
 log = logging.getLogger("cryptolab.pipeline")
 
-_TICK_KEYS = frozenset({"v", "symbol", "ts", "price", "size", "source", "trade_id"})
+#: The wire's tick keys (:data:`cryptolab.models.wire.TICK_KEYS`), under the name they had here.
+_TICK_KEYS = TICK_KEYS
 
 
 class Columns:
@@ -102,13 +105,13 @@ if msgspec is not None:
         (an int ``trade_id``, a float ``ts``, ``"v": 1.0``): such batches go one by one.
         """
 
-        v: Literal[1]
+        v: Literal[1]  # WIRE_VERSION: a Literal takes no name (tests/unit/test_pipeline_fastpath.py)
         symbol: str
         ts: Annotated[int, msgspec.Meta(ge=MIN_TS_MS, lt=MAX_TS_MS)]
         price: Annotated[float, msgspec.Meta(gt=0.0, lt=MAX_PRICE)]
         size: Annotated[float, msgspec.Meta(ge=0.0, lt=MAX_SIZE)] | None = None
-        source: Annotated[str, msgspec.Meta(max_length=64)] | None = None
-        trade_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+        source: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] | None = None
+        trade_id: Annotated[str, msgspec.Meta(max_length=MAX_TEXT)] | None = None
 
 
 def _wire_decoder() -> Callable[[bytes], Any] | None:
@@ -227,10 +230,10 @@ def _valid_columns(
     True
     """
     n = len(records)
-    if set(map(type, records)) != {dict} or not _TICK_KEYS.issuperset(chain.from_iterable(records)):
+    if set(map(type, records)) != {dict} or not TICK_KEYS.issuperset(chain.from_iterable(records)):
         return None
     v = list(map(_get, records, repeat("v")))
-    if set(map(type, v)) != {int} or v.count(1) != n:
+    if set(map(type, v)) != {int} or v.count(WIRE_VERSION) != n:
         return None
     ts = list(map(_item, records, repeat("ts")))
     if set(map(type, ts)) != {int} or min(ts) < MIN_TS_MS or max(ts) >= MAX_TS_MS:
@@ -248,7 +251,7 @@ def _valid_columns(
             return None
     for name in ("source", "trade_id"):
         text = list(map(_get, records, repeat(name)))
-        if not set(map(type, text)) <= {str, _NONE} or max(map(len, filter(None, text)), default=0) > 64:
+        if not set(map(type, text)) <= {str, _NONE} or max(map(len, filter(None, text)), default=0) > MAX_TEXT:
             return None
     code = _symbol_codes(map(_item, records, repeat("symbol")), codes, names)
     if code is None:
@@ -377,7 +380,9 @@ class Decoder:
         loads = orjson.loads
         owned = self.owned
         codes = self.symbol_codes
-        keys = _TICK_KEYS
+        keys = TICK_KEYS
+        version = WIRE_VERSION
+        max_text = MAX_TEXT
         cur_p = -1
         o: Owned | None = None
         cols: Columns | None = None
@@ -417,14 +422,14 @@ class Decoder:
                 code = codes.get(sym)
                 if not (
                     type(d.get("v")) is int
-                    and d["v"] == 1
+                    and d["v"] == version
                     and type(ts) is int
                     and MIN_TS_MS <= ts < MAX_TS_MS
                     and type(price) is float
                     and 0.0 < price < MAX_PRICE
                     and (size is None or (type(size) is float and 0.0 <= size < MAX_SIZE))
-                    and (src is None or (type(src) is str and len(src) <= 64))
-                    and (tid is None or (type(tid) is str and len(tid) <= 64))
+                    and (src is None or (type(src) is str and len(src) <= max_text))
+                    and (tid is None or (type(tid) is str and len(tid) <= max_text))
                     and code is not None
                     and d.keys() <= keys
                 ):

@@ -45,7 +45,8 @@ from typing import Any, Final
 import orjson
 
 from cryptolab.errors import SourceError, ValidationError
-from cryptolab.models import MAX_TS_MS, MIN_TS_MS, Tick, validate_symbol, validate_tick
+from cryptolab.models.records import Tick
+from cryptolab.models.wire import MAX_TEXT, MAX_TS_MS, MIN_TS_MS, validate_symbol, validate_tick
 from cryptolab.sources import Rejected, RejectHandler, SourceStats, handle_reject
 
 __all__ = [
@@ -90,8 +91,8 @@ def _trade_id(value: object, prefix: str = "") -> str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValidationError("trade_id", f"must be an integer or string, got {str(value)[:40]!r}")
     text = f"{prefix}{value}"
-    if not 0 < len(text) <= 64 or not text.isprintable():
-        raise ValidationError("trade_id", "must be 1-64 printable characters")
+    if not 0 < len(text) <= MAX_TEXT or not text.isprintable():
+        raise ValidationError("trade_id", f"must be 1-{MAX_TEXT} printable characters")
     return text
 
 
@@ -298,6 +299,48 @@ class _WebsocketSource:
 
     # -- the loop -------------------------------------------------------------------------
 
+    def _wait_to_reconnect(self, failures: int, time_left: Callable[[], float]) -> bool:
+        """Back off before the next connection attempt; False when the source stops instead."""
+        if self.max_reconnects is not None and self.stats.reconnects >= self.max_reconnects:
+            log.warning("%s: not reconnecting: max_reconnects=%d reached (last error: %s)",
+                        self.name, self.max_reconnects, self.last_error)
+            return False
+        delay = self._backoff(failures)
+        log.info("%s: reconnecting in %.1fs", self.name, delay)
+        self._sleep(min(delay, max(time_left(), 0.0)))
+        if self._stop.is_set() or time_left() <= 0:
+            return False
+        self.stats.reconnects += 1
+        self.stats.retries += 1
+        return True
+
+    def _stale(self, last_frame: float) -> bool:
+        """Whether the connection has been silent for ``stale_after`` (counted and logged)."""
+        if self._clock() - last_frame < self.stale_after:
+            return False
+        self.stats.failures["stale"] += 1
+        self.last_error = f"stale: no frame for {self.stale_after}s"
+        log.warning("%s: no frame for %.1fs; reconnecting", self.name, self.stale_after)
+        return True
+
+    def _accept(self, frame: str | bytes, on_reject: RejectHandler | None) -> Tick | None:
+        """The new trade a frame brings (counted), or ``None``: not a trade, rejected, or
+        one already yielded."""
+        try:
+            tick = self.parse(frame)
+        except ValidationError as exc:
+            handle_reject(Rejected(frame, exc.field, exc.reason, source=self.name,
+                                   where=f"frame {self.frames}"),
+                          self.stats, on_reject, "skip")
+            return None
+        if tick is None:
+            return None
+        if self._duplicate(tick):
+            self.stats.skipped += 1
+            return None
+        self.stats.ticks += 1
+        return tick
+
     def iter_ticks(self, *, on_reject: RejectHandler | None = None) -> Iterator[Tick]:
         """Yield trades until :meth:`stop`, ``duration``, or ``max_reconnects`` is exceeded."""
         from websockets.exceptions import (
@@ -319,18 +362,8 @@ class _WebsocketSource:
             return started + self.duration - self._clock()
 
         while not self._stop.is_set() and time_left() > 0:
-            if not first:
-                if self.max_reconnects is not None and self.stats.reconnects >= self.max_reconnects:
-                    log.warning("%s: not reconnecting: max_reconnects=%d reached (last error: %s)",
-                                self.name, self.max_reconnects, self.last_error)
-                    return
-                delay = self._backoff(failures)
-                log.info("%s: reconnecting in %.1fs", self.name, delay)
-                self._sleep(min(delay, max(time_left(), 0.0)))
-                if self._stop.is_set() or time_left() <= 0:
-                    return
-                self.stats.reconnects += 1
-                self.stats.retries += 1
+            if not first and not self._wait_to_reconnect(failures, time_left):
+                return
             first = False
             got_data = False
             try:
@@ -350,11 +383,7 @@ class _WebsocketSource:
                             # Wake up at least every second to notice stop() and staleness.
                             frame = ws.recv(timeout=min(1.0, self.stale_after, left))
                         except TimeoutError:
-                            if self._clock() - last_frame >= self.stale_after:
-                                self.stats.failures["stale"] += 1
-                                self.last_error = f"stale: no frame for {self.stale_after}s"
-                                log.warning("%s: no frame for %.1fs; reconnecting", self.name,
-                                            self.stale_after)
+                            if self._stale(last_frame):
                                 break
                             continue
                         last_frame = self._clock()
@@ -362,20 +391,9 @@ class _WebsocketSource:
                         if not got_data:
                             got_data = True
                             failures = 0
-                        try:
-                            tick = self.parse(frame)
-                        except ValidationError as exc:
-                            handle_reject(Rejected(frame, exc.field, exc.reason, source=self.name,
-                                                   where=f"frame {self.frames}"),
-                                          self.stats, on_reject, "skip")
-                            continue
-                        if tick is None:
-                            continue
-                        if self._duplicate(tick):
-                            self.stats.skipped += 1
-                            continue
-                        self.stats.ticks += 1
-                        yield tick
+                        tick = self._accept(frame, on_reject)
+                        if tick is not None:
+                            yield tick
             except InvalidURI as exc:
                 raise SourceError(f"{self.name}: invalid URL {url!r}: {exc}") from None
             except (OSError, TimeoutError, InvalidHandshake) as exc:

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 
 from cryptolab.errors import StoreError
+from cryptolab.models.wire import MAX_TEXT
 
 if TYPE_CHECKING:
     from cryptolab.store.database import Database
@@ -134,8 +135,8 @@ late_ticks_table: Final = sa.Table(
     sa.Column("ts_ms", sa.BigInteger, nullable=False),
     sa.Column("price", sa.Double, nullable=False),
     sa.Column("size", sa.Double, nullable=True),
-    sa.Column("source", sa.String(64), nullable=False),
-    sa.Column("trade_id", sa.String(64), nullable=True),
+    sa.Column("source", sa.String(MAX_TEXT), nullable=False),  # the wire's longest text
+    sa.Column("trade_id", sa.String(MAX_TEXT), nullable=True),
     sa.Column("watermark_ms", sa.BigInteger, nullable=False),
     sa.Column("recorded_at", sa.BigInteger, nullable=False),
     sa.Index("ix_late_ticks_symbol_ts", "symbol", "ts_ms"),

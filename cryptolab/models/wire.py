@@ -1,10 +1,16 @@
-"""Data model and wire format: ticks, candles and alerts (pure, no I/O).
-
-Times are integers in epoch milliseconds, UTC, everywhere inside cryptolab.
+"""THE wire rule: what a tick, a candle and an alert look like on the wire (pure, no I/O).
 
 The wire format is versioned JSON (``"v": 1``). Decoding is strict: a record
 that fails validation raises :class:`~cryptolab.errors.WireError` (for bytes)
 or :class:`~cryptolab.errors.ValidationError` naming the field and the reason.
+
+Every decoder and source takes its limits from here: the tick's keys
+(:data:`TICK_KEYS`), the symbol pattern (:data:`SYMBOL_RE`), the range of event
+times (:data:`MIN_TS_MS` .. :data:`MAX_TS_MS`), of prices and sizes
+(:data:`MAX_PRICE`, :data:`MAX_SIZE`), the longest text field (:data:`MAX_TEXT`)
+and the largest record (:data:`MAX_RECORD_BYTES`). :func:`tick_from_dict` is the
+full check, naming the field at fault; faster checks elsewhere (the consumer's bulk
+decoders) accept a record only when it would.
 
 Examples
 --------
@@ -16,46 +22,37 @@ True
 Traceback (most recent call last):
 ...
 cryptolab.errors.WireError: invalid 'price': must be a finite number > 0, got -1
->>> parse_interval("15m"), interval_name(900_000)
-(900000, '15m')
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 
 from cryptolab.errors import ValidationError, WireError
+from cryptolab.models.records import ALERT_FIELDS, CANDLE_FIELDS, Alert, Candle, Tick
 
 __all__ = [
     "MAX_PRICE",
     "MAX_RECORD_BYTES",
     "MAX_SIZE",
+    "MAX_TEXT",
     "MAX_TS_MS",
     "MIN_TS_MS",
     "SYMBOL_RE",
+    "TICK_KEYS",
     "WIRE_VERSION",
-    "Alert",
-    "Candle",
-    "Tick",
     "decode_alert",
     "decode_candle",
     "decode_tick",
     "encode_alert",
     "encode_candle",
     "encode_tick",
-    "interval_name",
-    "iso_utc",
-    "parse_duration",
-    "parse_interval",
-    "parse_intervals",
-    "validate_symbol",
     "tick_from_dict",
+    "validate_symbol",
     "validate_tick",
 ]
 
@@ -70,109 +67,13 @@ MAX_PRICE: Final = 1e12
 MAX_SIZE: Final = 1e12
 #: Wire records larger than this are rejected before parsing.
 MAX_RECORD_BYTES: Final = 4096
+#: The longest text field of a tick (``source``, ``trade_id``), in characters.
+MAX_TEXT: Final = 64
+#: The keys a wire tick may have (``symbol``, ``ts`` and ``price`` are required).
+TICK_KEYS: Final = frozenset({"v", "symbol", "ts", "price", "size", "source", "trade_id"})
+_TICK_KEYS: Final = TICK_KEYS
 
-_UNITS: Final = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_DURATION_RE: Final = re.compile(r"\s*(\d+)\s*(ms|s|m|h|d|w)\s*")
-
-
-def parse_duration(text: str | int) -> int:
-    """Parse a duration such as ``"500ms"``, ``"30s"``, ``"1m"``, ``"4h"`` into milliseconds.
-
-    An int is taken as milliseconds already.
-
-    Examples
-    --------
-    >>> parse_duration("30s"), parse_duration("1h"), parse_duration(250)
-    (30000, 3600000, 250)
-    >>> parse_duration("0s")
-    0
-    >>> parse_duration("5 parsecs")
-    Traceback (most recent call last):
-    ...
-    cryptolab.errors.ValidationError: invalid 'duration': '5 parsecs' is not like 500ms, 30s, 1m, 4h, 1d
-    """
-    if isinstance(text, bool):
-        raise ValidationError("duration", f"{text!r} is not a duration")
-    if isinstance(text, int):
-        if text < 0:
-            raise ValidationError("duration", f"must be >= 0, got {text}")
-        return text
-    m = _DURATION_RE.fullmatch(text)
-    if m is None:
-        raise ValidationError("duration", f"{text!r} is not like 500ms, 30s, 1m, 4h, 1d")
-    return int(m.group(1)) * _UNITS[m.group(2)]
-
-
-def parse_interval(text: str | int) -> int:
-    """Parse a candle interval (``"1s"``, ``"1m"``, ``"5m"``, ``"1h"``...) into milliseconds.
-
-    Intervals must be positive and divide a day evenly or be whole days, so that
-    windows align to the epoch in UTC.
-
-    Examples
-    --------
-    >>> parse_interval("1m")
-    60000
-    >>> parse_interval("7m")
-    Traceback (most recent call last):
-    ...
-    cryptolab.errors.ValidationError: invalid 'interval': 7m does not divide a day evenly
-    """
-    ms = parse_duration(text)
-    if ms <= 0:
-        raise ValidationError("interval", f"must be > 0, got {text!r}")
-    day = _UNITS["d"]
-    if ms < day and day % ms != 0:
-        raise ValidationError("interval", f"{text} does not divide a day evenly")
-    if ms >= day and ms % day != 0:
-        raise ValidationError("interval", f"{text} is not a whole number of days")
-    return ms
-
-
-def parse_intervals(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Parse ``"1m,5m,15m"`` (or a list) into canonical interval names, sorted by length.
-
-    Examples
-    --------
-    >>> parse_intervals("15m, 1m,5m,60s")
-    ('1m', '5m', '15m')
-    """
-    items = text.split(",") if isinstance(text, str) else list(text)
-    ms = sorted({parse_interval(i.strip()) for i in items if i.strip()})
-    if not ms:
-        raise ValidationError("intervals", "at least one interval is required")
-    return tuple(interval_name(m) for m in ms)
-
-
-def interval_name(ms: int) -> str:
-    """Canonical name of an interval in milliseconds: the largest exact unit.
-
-    Examples
-    --------
-    >>> interval_name(60_000), interval_name(90_000), interval_name(86_400_000), interval_name(1500)
-    ('1m', '90s', '1d', '1500ms')
-    """
-    for unit in ("d", "h", "m", "s"):
-        size = _UNITS[unit]
-        if ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
-
-
-def iso_utc(ts_ms: int) -> str:
-    """Format epoch milliseconds as ISO-8601 UTC.
-
-    Examples
-    --------
-    >>> iso_utc(1_700_000_000_000)
-    '2023-11-14T22:13:20Z'
-    >>> iso_utc(1_700_000_000_123)
-    '2023-11-14T22:13:20.123Z'
-    """
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    if ts_ms % 1000:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+_TEXT_REASON: Final = f"must be a string of at most {MAX_TEXT} characters"
 
 
 def validate_symbol(symbol: object) -> str:
@@ -216,51 +117,6 @@ def _check_ts(name: str, value: object) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Tick:
-    """One trade or quote.
-
-    Parameters
-    ----------
-    symbol
-        Instrument, e.g. ``"BTC-USD"`` (see :data:`SYMBOL_RE`).
-    ts_ms
-        Event time (when the exchange says it happened), epoch ms UTC.
-    price
-        Trade price, > 0.
-    size
-        Traded quantity, or ``None`` for quotes without size.
-    source
-        Where it came from (``"binance"``, ``"coingecko"``, ``"replay"``...).
-    trade_id
-        Exchange trade id, when known.
-    """
-
-    symbol: str
-    ts_ms: int
-    price: float
-    size: float | None = None
-    source: str = ""
-    trade_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the wire dictionary (without the version key).
-
-        Examples
-        --------
-        >>> Tick(symbol="X", ts_ms=1_700_000_000_000, price=1.0).to_dict()
-        {'symbol': 'X', 'ts': 1700000000000, 'price': 1.0, 'size': None, 'source': '', 'trade_id': None}
-        """
-        return {
-            "symbol": self.symbol,
-            "ts": self.ts_ms,
-            "price": self.price,
-            "size": self.size,
-            "source": self.source,
-            "trade_id": self.trade_id,
-        }
-
-
 def validate_tick(tick: Tick) -> Tick:
     """Validate a tick built in Python; return it or raise ValidationError.
 
@@ -276,10 +132,10 @@ def validate_tick(tick: Tick) -> Tick:
     _check_price("price", tick.price)
     if tick.size is not None:
         _check_price("size", tick.size, allow_zero=True)
-    if not isinstance(tick.source, str) or len(tick.source) > 64:
-        raise ValidationError("source", "must be a string of at most 64 characters")
-    if tick.trade_id is not None and (not isinstance(tick.trade_id, str) or len(tick.trade_id) > 64):
-        raise ValidationError("trade_id", "must be a string of at most 64 characters")
+    if not isinstance(tick.source, str) or len(tick.source) > MAX_TEXT:
+        raise ValidationError("source", _TEXT_REASON)
+    if tick.trade_id is not None and (not isinstance(tick.trade_id, str) or len(tick.trade_id) > MAX_TEXT):
+        raise ValidationError("trade_id", _TEXT_REASON)
     return tick
 
 
@@ -301,8 +157,6 @@ def encode_tick(tick: Tick) -> bytes:
     return orjson.dumps(d)
 
 
-_TICK_KEYS: Final = frozenset({"v", "symbol", "ts", "price", "size", "source", "trade_id"})
-
 
 def tick_from_dict(d: object) -> Tick:
     """Build and validate a tick from a decoded wire dictionary.
@@ -317,7 +171,7 @@ def tick_from_dict(d: object) -> Tick:
     v = d.get("v")
     if isinstance(v, bool) or v != WIRE_VERSION:  # JSON true == 1 in Python
         raise ValidationError("v", f"unsupported wire version {v!r} (expected {WIRE_VERSION})")
-    extra = d.keys() - _TICK_KEYS
+    extra = d.keys() - TICK_KEYS
     if extra:
         raise ValidationError(sorted(extra)[0], "unknown field")
     for key in ("symbol", "ts", "price"):
@@ -331,14 +185,14 @@ def tick_from_dict(d: object) -> Tick:
     source = d.get("source", "")
     if source is None:
         source = ""
-    if not isinstance(source, str) or len(source) > 64:
-        raise ValidationError("source", "must be a string of at most 64 characters")
+    if not isinstance(source, str) or len(source) > MAX_TEXT:
+        raise ValidationError("source", _TEXT_REASON)
     trade_id = d.get("trade_id")
     if trade_id is not None:
         if isinstance(trade_id, int) and not isinstance(trade_id, bool):
             trade_id = str(trade_id)
-        if not isinstance(trade_id, str) or len(trade_id) > 64:
-            raise ValidationError("trade_id", "must be a string of at most 64 characters")
+        if not isinstance(trade_id, str) or len(trade_id) > MAX_TEXT:
+            raise ValidationError("trade_id", _TEXT_REASON)
     return Tick(symbol=symbol, ts_ms=ts, price=price, size=size, source=source, trade_id=trade_id)
 
 
@@ -366,14 +220,13 @@ def decode_tick(data: bytes | bytearray | memoryview | str | None) -> Tick:
         raise WireError(exc.field, exc.reason) from None
 
 
-@dataclass(slots=True, kw_only=True)
-class Candle:
-    """One OHLCV candle of an event-time tumbling window ``[window_start, window_end)``.
+_CANDLE_VERSION_TAIL: Final = b',"v":%d}' % WIRE_VERSION
 
-    ``revision`` counts the late ticks folded in after the window first closed
-    (0 for a candle that never saw a late tick). ``final`` is true once the
-    watermark passed the window's end. ``gap`` marks a flat gap-fill candle
-    for an interval with no trades.
+
+def encode_candle(candle: Candle) -> bytes:
+    """Encode a candle as JSON (the Redis payload; see README for the schema).
+
+    The fields of :meth:`~cryptolab.models.records.Candle.to_dict`, in order, then ``"v"``.
 
     Examples
     --------
@@ -384,47 +237,6 @@ class Candle:
     ...            low_ts=1_700_000_060_000)
     >>> decode_candle(encode_candle(c)) == c
     True
-    >>> c.key
-    ('BTC-USD', '1m', 1700000040000)
-    """
-
-    symbol: str
-    interval: str
-    window_start: int
-    window_end: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    vwap: float | None
-    trades: int
-    first_ts: int
-    last_ts: int
-    high_ts: int
-    low_ts: int
-    revision: int = 0
-    final: bool = False
-    gap: bool = False
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        """The candle's identity: ``(symbol, interval, window_start)``."""
-        return (self.symbol, self.interval, self.window_start)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dictionary of all fields (the Redis / pub-sub JSON payload)."""
-        return asdict(self)
-
-
-CANDLE_FIELDS: Final = tuple(Candle.__dataclass_fields__)
-_CANDLE_VERSION_TAIL: Final = b',"v":%d}' % WIRE_VERSION
-
-
-def encode_candle(candle: Candle) -> bytes:
-    """Encode a candle as JSON (the Redis payload; see README for the schema).
-
-    The fields of :meth:`Candle.to_dict`, in order, then ``"v"``.
     """
     # orjson writes a dataclass's fields in order, ~10x faster than via a dict
     return orjson.dumps(candle)[:-1] + _CANDLE_VERSION_TAIL
@@ -460,11 +272,8 @@ def _load_object(data: bytes | str) -> dict[str, Any]:
     return d
 
 
-@dataclass(slots=True, kw_only=True)
-class Alert:
-    """An anomaly raised on a candle by a detector.
-
-    At most one alert exists per ``(symbol, interval, window_start, detector)``.
+def encode_alert(alert: Alert) -> bytes:
+    """Encode an alert as JSON.
 
     Examples
     --------
@@ -474,31 +283,6 @@ class Alert:
     >>> decode_alert(encode_alert(a)) == a
     True
     """
-
-    symbol: str
-    interval: str
-    window_start: int
-    detector: str
-    severity: str
-    score: float
-    ts_ms: int
-    features: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[str, str, int, str]:
-        """The alert's identity: ``(symbol, interval, window_start, detector)``."""
-        return (self.symbol, self.interval, self.window_start, self.detector)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dictionary of all fields."""
-        return asdict(self)
-
-
-ALERT_FIELDS: Final = tuple(Alert.__dataclass_fields__)
-
-
-def encode_alert(alert: Alert) -> bytes:
-    """Encode an alert as JSON."""
     d = alert.to_dict()
     d["v"] = WIRE_VERSION
     return orjson.dumps(d, option=orjson.OPT_SERIALIZE_NUMPY)
