@@ -194,7 +194,7 @@ def _general_frames(
     """Candles of each interval on its own (any tick order)."""
     base_order = np.argsort(codes, kind="stable") if in_order else None
     symbols = np.asarray(uniques, dtype=object)
-    flows = np.column_stack((size, pv))  # per tick: volume and price x volume
+    flows = np.stack((size, pv))  # rows: per tick volume, price x volume
     frames = []
     for name in names:
         iv = parse_interval(name)
@@ -208,8 +208,8 @@ def _general_frames(
         c_s, ws_s = codes[order], ws[order]
         starts, lengths = group_bounds(c_s, ws_s)
         ohlc = group_ohlc(ts[order], price[order], sized[order], starts, lengths)
-        sums = sequential_sums(flows[order], starts, lengths)
-        frames.append(_frame(symbols[c_s[starts]], name, ws_s[starts], iv, ohlc, sums[:, 0], sums[:, 1], lengths))
+        volume, pvsum = sequential_sums(np.take(flows, order, axis=1), starts, lengths)
+        frames.append(_frame(symbols[c_s[starts]], name, ws_s[starts], iv, ohlc, volume, pvsum, lengths))
     return frames
 
 

@@ -25,8 +25,8 @@ from cryptolab.candles.state import Partition
 __all__ = ["fold_chunk"]
 
 _first_key = itemgetter(0)
-#: One interval's groups of a chunk: the flows (volume, price x volume) in group order,
-#: the groups' starts and lengths.
+#: One interval's groups of a chunk: the flows (rows: volume, price x volume) in group
+#: order, the groups' starts and lengths.
 _Sums = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
 #: A dirty-list entry: partition, interval index, window start, symbol, accumulator.
 Dirty = tuple[int, int, int, str, Accumulator]
@@ -53,9 +53,9 @@ def fold_chunk(
     through: too-late ticks are set).
     """
     sized = ~np.isnan(sz)
-    flows = np.empty((t.shape[0], 2))  # per tick: volume and price x volume
-    np.copyto(flows[:, 0], np.where(sized, sz, 0.0))
-    np.multiply(pr, flows[:, 0], out=flows[:, 1])
+    flows = np.empty((2, t.shape[0]))  # per tick: volume and price x volume
+    np.copyto(flows[0], np.where(sized, sz, 0.0))
+    np.multiply(pr, flows[0], out=flows[1])
     wm0 = int(wm_before[0])  # a window is closed for all of the chunk's ticks or for none
     in_order = bool((t[1:] >= t[:-1]).all())
     by_symbol = np.argsort(c, kind="stable") if in_order else None
@@ -67,12 +67,12 @@ def fold_chunk(
         order = _kept_order(p.floor[k], allowed_lateness_ms, wm0, wm_before, c, ws, iv, by_symbol, late)
         m = int(order.shape[0])
         if m == 0:
-            sums.append((flows[:0], order, order))
+            sums.append((flows[:, :0], order, order))
             continue
         c_s, ws_s, t_s, p_s = c[order], ws[order], t[order], pr[order]
         starts, lengths = group_bounds(c_s, ws_s)
         g = group_ohlc(t_s, p_s, sized[order], starts, lengths)
-        sums.append((flows[order], starts, lengths))
+        sums.append((np.take(flows, order, axis=1), starts, lengths))
         groups.extend(
             zip(
                 (order[starts] * n_iv + k).tolist(), repeat(k), range(starts.shape[0]),
@@ -89,9 +89,10 @@ def fold_chunk(
     # running totals (-0.0 for a new window: -0.0 + x == x exactly), as add() does.
     for (values, starts, lengths), init, acc_k in zip(sums, inits, accs, strict=True):
         if acc_k:
-            for acc, (v, pv) in zip(acc_k, sequential_sums(values, starts, lengths, init).tolist(), strict=True):
+            volume, pv = sequential_sums(values, starts, lengths, init).tolist()
+            for acc, v, x in zip(acc_k, volume, pv, strict=True):
                 acc.volume = v
-                acc.pv = pv
+                acc.pv = x
 
 
 def _kept_order(
@@ -144,7 +145,7 @@ def _merge_groups(
     """
     windows = p.windows
     accs: list[list[Any]] = [[None] * len(s[1]) for s in sums]  # each group's set below
-    inits = [np.full((len(s[1]), 2), -0.0) for s in sums]
+    inits = [np.full((2, len(s[1])), -0.0) for s in sums]
     for _first, k, g, code, w, cnt, o, h, lo, cl, ft, lt, ht, lwt, zs in groups:
         symbol = symbols[code]
         we = w + interval_ms[k]
@@ -161,7 +162,7 @@ def _merge_groups(
             bucket[symbol] = acc
             dirty.append((partition, k, w, symbol, acc))
         else:
-            inits[k][g] = (acc.volume, acc.pv)
+            inits[k][:, g] = (acc.volume, acc.pv)
             if ft < acc.first_ts:
                 acc.open = o
                 acc.first_ts = ft

@@ -165,7 +165,7 @@ def test_sequential_sums_round_like_a_loop(shape):
     values = rng.random((int(lengths.sum()), 2)) * rng.choice([1e-3, 1.0, 1e3, 1e7], (int(lengths.sum()), 2))
     init = rng.random((len(lengths), 2)) * 100
     init[::7] = -0.0
-    got = kernels.sequential_sums(values, starts, lengths, init)
+    got = kernels.sequential_sums(values.T.copy(), starts, lengths, init.T.copy()).T  # (columns, n) rows
     for g, (s, n) in enumerate(zip(starts, lengths, strict=True)):
         for col in range(2):
             acc = init[g, col]
