@@ -88,7 +88,6 @@ class Emission:
         return bool(self.updates or self.finals or self.first_finals)
 
 
-
 class CandleAggregator:
     """Streaming OHLCV candles over event-time tumbling windows, per partition.
 
