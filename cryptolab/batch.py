@@ -10,7 +10,11 @@ True
 
 from __future__ import annotations
 
+import numpy as np
+import numpy.typing as npt
+
 from cryptolab.candles import frames as _frames
+from cryptolab.candles import kernels as _kernels
 from cryptolab.candles.batch import _CHUNK_TICKS as _CHUNK_TICKS
 from cryptolab.candles.batch import _THREADS as _THREADS
 from cryptolab.candles.batch import _TS_ALIASES as _TS_ALIASES
@@ -52,3 +56,18 @@ __all__ = [
 # Private names under their old spelling (a monkeypatch must target cryptolab.candles.batch).
 _empty_frame = _frames.empty_frame
 _as_history_frame = _frames.history_dtypes
+
+
+def _seq_segment_sum(
+    x: npt.NDArray[np.float64], starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """:func:`cryptolab.candles.kernels.sequential_sums` of one row of values."""
+    out: npt.NDArray[np.float64] = _kernels.sequential_sums(x[np.newaxis, :], starts, lengths)[0]
+    return out
+
+
+def _seq_segment_sums2(
+    x: npt.NDArray[np.float64], starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """:func:`cryptolab.candles.kernels.sequential_sums` of two rows of values."""
+    return _kernels.sequential_sums(x, starts, lengths)
