@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import cryptolab.batch as batch
 from cryptolab.batch import candles_from_ticks, candles_to_frame
+from cryptolab.candles import batch
 from cryptolab.models import parse_interval
 from cryptolab.windows import CandleAggregator
 

@@ -43,7 +43,7 @@ def test_the_contracts_are_kept() -> None:
 def test_the_pure_core_contract_covers_the_core_and_every_io_library() -> None:
     pure = CONTRACTS["pure-core"]
     assert pure["type"] == "forbidden" and not pure.get("ignore_imports")
-    assert {"cryptolab.models", "cryptolab.windows", "cryptolab.batch",
+    assert {"cryptolab.models", "cryptolab.candles", "cryptolab.windows", "cryptolab.batch",
             "cryptolab.anomaly"} <= set(pure["source_modules"])
     assert {"confluent_kafka", "redis", "sqlalchemy", "psycopg", "bokeh", "httpx",
             "websockets"} <= set(pure["forbidden_modules"])
@@ -60,15 +60,15 @@ def test_the_pure_core_contract_covers_the_core_and_every_io_library() -> None:
 BREACHES = [
     ("models/records.py", "\n\ndef _breach() -> None:\n    import confluent_kafka  # noqa: F401\n",
      "cryptolab.models is not allowed to import confluent_kafka"),
-    ("windows.py", "\n\ndef _breach() -> None:\n    from cryptolab.store import Store  # noqa: F401\n",
-     "cryptolab.windows is not allowed to import sqlalchemy"),
-    ("batch.py", "\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
+    ("candles/stream.py", "\n\ndef _breach() -> None:\n    from cryptolab.store import Store  # noqa: F401\n",
+     "cryptolab.candles is not allowed to import sqlalchemy"),
+    ("candles/batch.py", "\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n"
      "    from cryptolab.viz.chart import CandleChart  # noqa: F401\n",
-     "cryptolab.batch is not allowed to import cryptolab.viz"),
+     "cryptolab.candles is not allowed to import cryptolab.viz"),
     ("cache/redis.py", "\n\ndef _breach() -> None:\n    from cryptolab.store import Store  # noqa: F401\n",
      "cryptolab.cache is not allowed to import cryptolab.store"),
-    ("store/queries.py", "\n\ndef _breach() -> None:\n    from cryptolab.windows import CandleAggregator  # noqa: F401\n",
-     "cryptolab.store is not allowed to import cryptolab.windows"),
+    ("store/queries.py", "\n\ndef _breach() -> None:\n    from cryptolab.candles import CandleAggregator  # noqa: F401\n",
+     "cryptolab.store is not allowed to import cryptolab.candles"),
     ("kafka.py", "\n\ndef _breach() -> None:\n    from cryptolab.pipeline import CandlePipeline  # noqa: F401\n",
      "cryptolab.kafka is not allowed to import cryptolab.pipeline"),
     ("viz/buffer.py", "\n\ndef _breach() -> None:\n    import polars  # noqa: F401\n",

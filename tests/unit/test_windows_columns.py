@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import cryptolab.windows as windows
+from cryptolab.candles import kernels, stream
 from cryptolab.windows import CandleAggregator, state_to_bytes
 
 T0 = 1_700_000_040_000
@@ -92,7 +92,7 @@ def _same(got, want):
 @pytest.fixture(params=[1, 256], ids=["vector-always", "default-threshold"])
 def vector_min(request, monkeypatch):
     # the same value for every generated example: no per-example state to reset
-    monkeypatch.setattr(windows, "_VECTOR_MIN", request.param)
+    monkeypatch.setattr(stream, "_VECTOR_MIN", request.param)
     return request.param
 
 
@@ -141,7 +141,7 @@ def test_add_columns_checks_lengths():
 
 def test_late_ticks_for_a_window_never_seen_count_revisions_like_add(monkeypatch):
     """Two in-lateness ticks for a closed window that had no candle: revision 1, as with add()."""
-    monkeypatch.setattr(windows, "_VECTOR_MIN", 1)
+    monkeypatch.setattr(stream, "_VECTOR_MIN", 1)
     rows = [("BTC-USD", 0, 1.0, 1.0, 0), ("BTC-USD", 70_000, 1.1, 1.0, 0),  # 1st minute closes
             ("ETH-USD", 10_000, 2.0, 1.0, 0), ("ETH-USD", 20_000, 2.5, 2.0, 0)]  # late, no candle yet
     kw = dict(intervals="1m", ooo=0, lateness=60_000)
@@ -152,16 +152,20 @@ def test_late_ticks_for_a_window_never_seen_count_revisions_like_add(monkeypatch
     assert [(c.trades, c.revision) for c in revised] == [(2, 1)]
 
 
-@pytest.mark.parametrize("skewed", [False, True], ids=["grid", "per-group"])
-def test_sequential_sums_round_like_a_loop(skewed):
+@pytest.mark.parametrize("shape", ["even", "skewed", "uneven"], ids=["grid", "per-group", "by-position"])
+def test_sequential_sums_round_like_a_loop(shape):
     """Group sums are added one value after the other (np.sum would pair them up)."""
     rng = np.random.default_rng(3)
-    lengths = np.array([5_000] + [1] * 300) if skewed else rng.integers(1, 400, 60)
+    lengths = {
+        "even": rng.integers(1, 400, 60),
+        "skewed": np.array([5_000] + [1] * 300),
+        "uneven": np.array([3_000] * 4 + [1, 2] * 2_500),
+    }[shape]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     values = rng.random((int(lengths.sum()), 2)) * rng.choice([1e-3, 1.0, 1e3, 1e7], (int(lengths.sum()), 2))
     init = rng.random((len(lengths), 2)) * 100
     init[::7] = -0.0
-    got = windows._sequential_sums(values, starts, lengths, init)
+    got = kernels.sequential_sums(values.T.copy(), starts, lengths, init.T.copy()).T  # (columns, n) rows
     for g, (s, n) in enumerate(zip(starts, lengths, strict=True)):
         for col in range(2):
             acc = init[g, col]

@@ -1,0 +1,187 @@
+"""The streaming aggregator's columnar fold: a chunk of one partition's ticks, given as
+columns, during which no window closes, folded with numpy (pure).
+
+:meth:`~cryptolab.candles.stream.CandleAggregator.add_columns` cuts a batch into such
+chunks (at the ticks where the watermark crosses a window boundary) and hands each
+long one to :func:`fold_chunk`: the candles, the too-late ticks and the emission order
+are exactly those of folding the ticks one by one with
+:meth:`~cryptolab.candles.stream.CandleAggregator.add`, to the last bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import repeat
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cryptolab.candles.accumulator import Accumulator
+from cryptolab.candles.kernels import group_bounds, group_ohlc, sequential_sums
+from cryptolab.candles.state import Partition
+
+__all__ = ["fold_chunk"]
+
+_first_key = itemgetter(0)
+#: One interval's groups of a chunk: the flows (rows: volume, price x volume) in group
+#: order, the groups' starts and lengths.
+_Sums = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
+#: A dirty-list entry: partition, interval index, window start, symbol, accumulator.
+Dirty = tuple[int, int, int, str, Accumulator]
+
+
+def fold_chunk(
+    p: Partition,
+    partition: int,
+    interval_ms: tuple[int, ...],
+    allowed_lateness_ms: int,
+    dirty: list[Dirty],
+    c: npt.NDArray[np.int64],
+    symbols: Sequence[str],
+    t: npt.NDArray[np.int64],
+    pr: npt.NDArray[np.float64],
+    sz: npt.NDArray[np.float64],
+    wm_before: npt.NDArray[np.int64],
+    late: npt.NDArray[np.bool_],
+) -> None:
+    """Fold ticks during which no window closes into partition ``p``'s accumulators.
+
+    Windows that change are appended to ``dirty`` in the order tick-by-tick folding
+    would have met them. ``late`` is the chunk's slice of the result mask (written
+    through: too-late ticks are set).
+    """
+    sized = ~np.isnan(sz)
+    flows = np.empty((2, t.shape[0]))  # per tick: volume and price x volume
+    np.copyto(flows[0], np.where(sized, sz, 0.0))
+    np.multiply(pr, flows[0], out=flows[1])
+    wm0 = int(wm_before[0])  # a window is closed for all of the chunk's ticks or for none
+    in_order = bool((t[1:] >= t[:-1]).all())
+    by_symbol = np.argsort(c, kind="stable") if in_order else None
+    n_iv = len(interval_ms)
+    groups: list[tuple[Any, ...]] = []
+    sums: list[_Sums] = []
+    for k, iv in enumerate(interval_ms):
+        ws = t - t % iv
+        order = _kept_order(p.floor[k], allowed_lateness_ms, wm0, wm_before, c, ws, iv, by_symbol, late)
+        m = int(order.shape[0])
+        if m == 0:
+            sums.append((flows[:, :0], order, order))
+            continue
+        c_s, ws_s, t_s, p_s = c[order], ws[order], t[order], pr[order]
+        starts, lengths = group_bounds(c_s, ws_s)
+        g = group_ohlc(t_s, p_s, sized[order], starts, lengths)
+        sums.append((np.take(flows, order, axis=1), starts, lengths))
+        groups.extend(
+            zip(
+                (order[starts] * n_iv + k).tolist(), repeat(k), range(starts.shape[0]),
+                c_s[starts].tolist(), ws_s[starts].tolist(), lengths.tolist(), g.open.tolist(),
+                g.high.tolist(), g.low.tolist(), g.close.tolist(), g.first_ts.tolist(),
+                g.last_ts.tolist(), g.high_ts.tolist(), g.low_ts.tolist(), g.sized.tolist(),
+                strict=False,
+            )
+        )
+    # Apply in the order add() would have met them: by first tick, then interval.
+    groups.sort(key=_first_key)
+    accs, inits = _merge_groups(p, partition, interval_ms, dirty, symbols, wm0, groups, sums)
+    # Volume and price x volume: summed one tick after the other, from the window's
+    # running totals (-0.0 for a new window: -0.0 + x == x exactly), as add() does.
+    for (values, starts, lengths), init, acc_k in zip(sums, inits, accs, strict=True):
+        if acc_k:
+            volume, pv = sequential_sums(values, starts, lengths, init).tolist()
+            for acc, v, x in zip(acc_k, volume, pv, strict=True):
+                acc.volume = v
+                acc.pv = x
+
+
+def _kept_order(
+    floor: int,
+    lateness: int,
+    wm0: int,
+    wm_before: npt.NDArray[np.int64],
+    c: npt.NDArray[np.int64],
+    ws: npt.NDArray[np.int64],
+    iv: int,
+    by_symbol: npt.NDArray[np.intp] | None,
+    late: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.intp]:
+    """The chunk's ticks that are not too late for this interval, sorted (stably) by symbol
+    and window; too-late ticks are marked in ``late``."""
+    we = ws + iv
+    closed = we <= max(wm0, floor)
+    keep: npt.NDArray[np.bool_] | None = None
+    if closed.any():
+        wk_before = wm_before if floor <= wm0 else np.maximum(wm_before, floor)
+        too_late = closed & (wk_before >= we + lateness)
+        if too_late.any():
+            late |= too_late
+            keep = ~too_late
+    if by_symbol is not None:  # in time order: a symbol's windows are already contiguous
+        return by_symbol if keep is None else by_symbol[keep[by_symbol]]
+    slot = (ws - ws.min()) // iv
+    key = c * (int(slot.max()) + 1) + slot
+    if keep is None:
+        return np.argsort(key, kind="stable")
+    idx = np.flatnonzero(keep)
+    return idx[np.argsort(key[idx], kind="stable")]
+
+
+def _merge_groups(
+    p: Partition,
+    partition: int,
+    interval_ms: tuple[int, ...],
+    dirty: list[Dirty],
+    symbols: Sequence[str],
+    wm0: int,
+    groups: list[tuple[Any, ...]],
+    sums: list[_Sums],
+) -> tuple[list[list[Any]], list[npt.NDArray[np.float64]]]:
+    """Merge each group's prices, times and counts into its window's accumulator (a new one
+    for a window not seen yet).
+
+    Returns, per interval, the accumulator of each group and the running volume and
+    price x volume its sums start from.
+    """
+    windows = p.windows
+    accs: list[list[Any]] = [[None] * len(s[1]) for s in sums]  # each group's set below
+    inits = [np.full((2, len(s[1])), -0.0) for s in sums]
+    for _first, k, g, code, w, cnt, o, h, lo, cl, ft, lt, ht, lwt, zs in groups:
+        symbol = symbols[code]
+        we = w + interval_ms[k]
+        closed_w = we <= max(wm0, p.floor[k])
+        bucket = windows[k].get(w)
+        if bucket is None:
+            bucket = windows[k][w] = {}
+            if we < p.next_close:
+                p.next_close = we
+        acc = bucket.get(symbol)
+        if acc is None:
+            acc = Accumulator(o, h, lo, cl, 0.0, 0.0, cnt, ft, lt, ht, lwt,
+                              cnt - 1 if closed_w else 0, zs, closed_w, True, None)
+            bucket[symbol] = acc
+            dirty.append((partition, k, w, symbol, acc))
+        else:
+            inits[k][:, g] = (acc.volume, acc.pv)
+            if ft < acc.first_ts:
+                acc.open = o
+                acc.first_ts = ft
+            if lt >= acc.last_ts:
+                acc.close = cl
+                acc.last_ts = lt
+            if h > acc.high or (h == acc.high and ht < acc.high_ts):
+                acc.high = h
+                acc.high_ts = ht
+            if lo < acc.low or (lo == acc.low and lwt < acc.low_ts):
+                acc.low = lo
+                acc.low_ts = lwt
+            acc.trades += cnt
+            if zs:
+                acc.sized = True
+            if closed_w:
+                acc.revision += cnt
+            if not acc.dirty:
+                acc.dirty = True
+                dirty.append((partition, k, w, symbol, acc))
+        accs[k][g] = acc
+    return accs, inits

@@ -1,0 +1,517 @@
+"""Event-time tumbling windows: the streaming candle aggregator (pure, no I/O).
+
+Semantics (identical to :func:`cryptolab.candles.batch.candles_from_ticks` on in-order data):
+
+* Windows are ``[start, start + interval)``, aligned to the Unix epoch in UTC.
+* Each *partition* (a Kafka partition) keeps a **watermark**: the largest event
+  time it has seen, minus a bounded ``out_of_orderness``. A tick is classified
+  against the watermark *before* it, so the outcome never depends on how ticks
+  were batched.
+* A window **closes** when the watermark reaches its end; it is then emitted
+  once as ``final``. Its first final version (the on-time ticks only) is what
+  detectors score.
+* A tick for a closed window that is late by less than ``allowed_lateness``
+  (``watermark < window_end + allowed_lateness``) is folded in and the candle is
+  re-emitted with ``revision`` incremented (``revision`` = number of such late
+  ticks). A tick later than that is **too late**: ``add`` returns ``False`` and
+  the caller records it (late-ticks table/topic); it never changes a candle.
+* **Idle close** (:meth:`CandleAggregator.close_partition`) advances a silent
+  partition's watermark past all its open windows.
+* Candle values: open is the earliest tick by event time and close the latest,
+  ties broken by arrival order; high/low keep the earliest time they were
+  reached; volume and VWAP sum sizes (and price x size) in arrival order;
+  VWAP is ``None`` when no tick had a size.
+* Optional flat gap-fill candles (``gap=True``) for windows without trades
+  between two traded windows of a symbol.
+
+Examples
+--------
+>>> agg = CandleAggregator(intervals="1m", out_of_orderness_ms=0, allowed_lateness_ms=60_000)
+>>> t0 = 1_700_000_040_000                       # a minute boundary
+>>> for ts, price in [(t0, 10.0), (t0 + 20_000, 12.0), (t0 + 30_000, 9.0), (t0 + 61_000, 11.0)]:
+...     _ = agg.add("BTC-USD", ts, price, 1.0)
+>>> out = agg.drain()
+>>> [(c.open, c.high, c.low, c.close, c.trades, c.final) for c in out.finals]
+[(10.0, 12.0, 9.0, 9.0, 3, True)]
+>>> [(c.close, c.final) for c in out.updates]      # the still-open next minute
+[(11.0, False)]
+>>> agg.add("BTC-USD", t0 + 50_000, 8.0, 1.0)     # late but within allowed lateness
+True
+>>> rev = agg.drain().finals[0]
+>>> (rev.low, rev.trades, rev.revision)
+(8.0, 4, 1)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cryptolab.candles.accumulator import Accumulator
+from cryptolab.candles.columns import Dirty, fold_chunk
+from cryptolab.candles.kernels import watermark_steps
+from cryptolab.candles.state import NEG_INF, Partition, restore_partition, snapshot_partition
+from cryptolab.models import Candle, Tick, interval_name, parse_interval
+
+__all__ = ["CandleAggregator", "Emission"]
+
+#: Batches (and chunks between window closes) shorter than this go through add() tick by tick.
+_VECTOR_MIN = 256
+
+
+@dataclass(slots=True)
+class Emission:
+    """What the aggregator produced since the last :meth:`CandleAggregator.drain`.
+
+    Attributes
+    ----------
+    updates
+        Open candles that changed (``final=False``): for live views only.
+    finals
+        Closed candles to store: first final versions and revisions, the latest
+        version per window.
+    first_finals
+        Each window's first final version (on-time ticks only), in closing order:
+        what anomaly detectors score. Gap candles are not included.
+    """
+
+    updates: list[Candle] = field(default_factory=list)
+    finals: list[Candle] = field(default_factory=list)
+    first_finals: list[Candle] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.updates or self.finals or self.first_finals)
+
+
+class CandleAggregator:
+    """Streaming OHLCV candles over event-time tumbling windows, per partition.
+
+    Parameters
+    ----------
+    intervals
+        Interval names (``"1m,5m,15m"`` or a sequence).
+    out_of_orderness_ms
+        Subtracted from the maximum event time to form the watermark.
+    allowed_lateness_ms
+        How long after a window closes a late tick may still revise it.
+    gap_fill
+        Emit flat ``gap=True`` candles for windows without trades between traded ones.
+    max_gap_fill
+        Cap on gap candles emitted per symbol and interval at one close.
+    """
+
+    def __init__(
+        self,
+        *,
+        intervals: str | Sequence[str] = ("1m", "5m", "15m"),
+        out_of_orderness_ms: int = 1_000,
+        allowed_lateness_ms: int = 60_000,
+        gap_fill: bool = False,
+        max_gap_fill: int = 1_000,
+    ) -> None:
+        names = intervals.split(",") if isinstance(intervals, str) else list(intervals)
+        ms = sorted({parse_interval(n.strip()) for n in names if n.strip()})
+        self.interval_ms: tuple[int, ...] = tuple(ms)
+        self.intervals: tuple[str, ...] = tuple(interval_name(m) for m in ms)
+        self.out_of_orderness_ms = int(out_of_orderness_ms)
+        self.allowed_lateness_ms = int(allowed_lateness_ms)
+        self.gap_fill = gap_fill
+        self.max_gap_fill = max_gap_fill
+        self._grain = math.gcd(*ms) if ms else 1  # every window end is a multiple of this
+        self._parts: dict[int, Partition] = {}
+        self._dirty: list[Dirty] = []
+        self._first_finals: list[Candle] = []
+        self._gaps: list[Candle] = []
+        self.too_late = 0
+
+    # ------------------------------------------------------------------ ingest
+    def add(self, symbol: str, ts: int, price: float, size: float | None, partition: int = 0) -> bool:
+        """Fold one tick into its windows.
+
+        Returns
+        -------
+        bool
+            ``False`` when the tick is too late for at least one interval (the
+            caller must record it); ``True`` otherwise.
+        """
+        p = self._parts.get(partition)
+        if p is None:
+            p = self._parts[partition] = Partition(len(self.interval_ms))
+        wm = p.wm
+        floor = p.floor
+        accepted = True
+        lateness = self.allowed_lateness_ms
+        sized = size is not None
+        vol: float = size if size is not None else 0.0
+        pv = price * vol
+        k = 0
+        for iv in self.interval_ms:
+            ws = ts - ts % iv
+            we = ws + iv
+            wk = floor[k]
+            if wk < wm:
+                wk = wm
+            closed = we <= wk
+            if closed and wk >= we + lateness:
+                accepted = False
+                k += 1
+                continue
+            bucket = p.windows[k].get(ws)
+            if bucket is None:
+                bucket = p.windows[k][ws] = {}
+                if we < p.next_close:
+                    p.next_close = we
+            acc = bucket.get(symbol)
+            if acc is None:
+                acc = Accumulator(price, price, price, price, vol, pv, 1, ts, ts, ts, ts, 0, sized, closed, True, None)
+                bucket[symbol] = acc
+                self._dirty.append((partition, k, ws, symbol, acc))
+            else:
+                if ts < acc.first_ts:
+                    acc.open = price
+                    acc.first_ts = ts
+                if ts >= acc.last_ts:
+                    acc.close = price
+                    acc.last_ts = ts
+                if price > acc.high or (price == acc.high and ts < acc.high_ts):
+                    acc.high = price
+                    acc.high_ts = ts
+                if price < acc.low or (price == acc.low and ts < acc.low_ts):
+                    acc.low = price
+                    acc.low_ts = ts
+                acc.volume += vol
+                acc.pv += pv
+                acc.trades += 1
+                if sized:
+                    acc.sized = True
+                if closed:
+                    acc.revision += 1
+                if not acc.dirty:
+                    acc.dirty = True
+                    self._dirty.append((partition, k, ws, symbol, acc))
+            k += 1
+        if not accepted:
+            self.too_late += 1
+        if ts > p.max_ts:
+            p.max_ts = ts
+            nw = ts - self.out_of_orderness_ms
+            if nw > p.wm:
+                p.wm = nw
+                if nw >= p.next_close:
+                    self._close(partition, p)
+        return accepted
+
+    def add_tick(self, tick: Tick, partition: int = 0) -> bool:
+        """:meth:`add` for a :class:`~cryptolab.models.Tick`."""
+        return self.add(tick.symbol, tick.ts_ms, tick.price, tick.size, partition)
+
+    def add_many(self, ticks: Iterable[Tick], partition: int = 0) -> list[Tick]:
+        """Add ticks in order; return those that were too late."""
+        late = []
+        add = self.add
+        for t in ticks:
+            if not add(t.symbol, t.ts_ms, t.price, t.size, partition):
+                late.append(t)
+        return late
+
+    # ------------------------------------------------------------ columnar ingest
+    def add_columns(
+        self,
+        codes: npt.ArrayLike,
+        symbols: Sequence[str],
+        ts: npt.ArrayLike,
+        price: npt.ArrayLike,
+        size: npt.ArrayLike,
+        partition: int = 0,
+    ) -> npt.NDArray[np.bool_]:
+        """Fold a batch of one partition's ticks, given as columns, in arrival order.
+
+        The outcome is exactly that of calling :meth:`add` for each tick in turn:
+        the same candles to the last bit (volume and VWAP are still summed
+        sequentially in arrival order), the same too-late ticks, the same windows
+        closed at the same ticks and the same emission order. Large batches are
+        folded with numpy between the ticks at which the watermark crosses a window
+        boundary; small ones simply go through :meth:`add`.
+
+        Parameters
+        ----------
+        codes
+            Per tick, the index of its symbol in ``symbols``.
+        symbols
+            The symbols, indexed by ``codes``.
+        ts
+            Event times (epoch ms).
+        price
+            Prices.
+        size
+            Sizes, NaN (or ``None``) where a tick has none.
+        partition
+            The partition every tick of the batch comes from.
+
+        Returns
+        -------
+        numpy.ndarray
+            Boolean mask of the ticks that were too late (those for which
+            :meth:`add` returns ``False``).
+
+        Examples
+        --------
+        >>> agg = CandleAggregator(intervals="1m", out_of_orderness_ms=0)
+        >>> t0 = 1_700_000_040_000
+        >>> late = agg.add_columns([0, 1, 0], ["BTC-USD", "ETH-USD"], [t0, t0 + 1_000, t0 + 61_000],
+        ...                        [10.0, 20.0, 11.0], [1.0, None, 2.0])
+        >>> late.tolist()
+        [False, False, False]
+        >>> [(c.symbol, c.open, c.vwap) for c in agg.drain().finals]
+        [('BTC-USD', 10.0, 10.0), ('ETH-USD', 20.0, None)]
+        """
+        c = np.asarray(codes, dtype=np.int64)
+        t = np.asarray(ts, dtype=np.int64)
+        pr = np.asarray(price, dtype=np.float64)
+        sz = np.asarray(size, dtype=np.float64)
+        n = int(t.shape[0])
+        if not c.shape[0] == pr.shape[0] == sz.shape[0] == n:
+            raise ValueError("codes, ts, price and size must have the same length")
+        late = np.zeros(n, dtype=bool)
+        if n == 0:
+            return late
+        if n < _VECTOR_MIN:
+            self._add_rows(c, symbols, t, pr, sz, 0, n, partition, late)
+            return late
+        p = self._parts.get(partition)
+        if p is None:
+            p = self._parts[partition] = Partition(len(self.interval_ms))
+        # The watermark before and after each tick, moved exactly as add() moves it.
+        run_max, wm_before, wm_after = watermark_steps(t, p.max_ts, p.wm, self.out_of_orderness_ms, NEG_INF)
+        # Every window end is a multiple of the grain: windows can only close at a tick
+        # where the watermark crosses one, so between two such ticks nothing closes.
+        grain = self._grain
+        crossing = np.flatnonzero(wm_after // grain > wm_before // grain).tolist()
+        ends = crossing if crossing and crossing[-1] == n - 1 else [*crossing, n - 1]
+        crosses = set(crossing)
+        a = 0
+        for e in ends:
+            b = e + 1
+            if b - a < _VECTOR_MIN:
+                self._add_rows(c, symbols, t, pr, sz, a, b, partition, late)
+            else:
+                fold_chunk(p, partition, self.interval_ms, self.allowed_lateness_ms, self._dirty,
+                           c[a:b], symbols, t[a:b], pr[a:b], sz[a:b], wm_before[a:b], late[a:b])
+                self.too_late += int(late[a:b].sum())
+                mx = int(run_max[e])
+                if mx > p.max_ts:
+                    p.max_ts = mx
+                wm = int(wm_after[e])
+                if wm > p.wm:
+                    p.wm = wm
+                if e in crosses:
+                    self._close(partition, p)
+            a = b
+        return late
+
+    def _add_rows(
+        self,
+        c: npt.NDArray[np.int64],
+        symbols: Sequence[str],
+        t: npt.NDArray[np.int64],
+        pr: npt.NDArray[np.float64],
+        sz: npt.NDArray[np.float64],
+        a: int,
+        b: int,
+        partition: int,
+        late: npt.NDArray[np.bool_],
+    ) -> None:
+        """:meth:`add` for rows ``a:b`` of a columnar batch."""
+        add = self.add
+        for i, code, ts, price, size in zip(
+            range(a, b), c[a:b].tolist(), t[a:b].tolist(), pr[a:b].tolist(), sz[a:b].tolist(), strict=True
+        ):
+            if not add(symbols[code], ts, price, None if size != size else size, partition):
+                late[i] = True
+
+    # ----------------------------------------------------------------- closing
+    def _close(self, partition: int, p: Partition) -> None:
+        """Close every window whose end is at or before its interval's watermark."""
+        nxt = 2**62
+        for k, iv in enumerate(self.interval_ms):
+            wm = max(p.wm, p.floor[k])
+            wins = p.windows[k]
+            name = self.intervals[k]
+            closing = sorted(ws for ws in wins if ws + iv <= wm)
+            for ws in closing:
+                bucket = wins[ws]
+                for symbol, acc in bucket.items():
+                    if acc.closed:
+                        continue
+                    acc.closed = True
+                    snap = acc.candle(symbol, name, ws, iv, final=True)
+                    acc.snap = snap
+                    if self.gap_fill:
+                        self._fill_gaps(p, k, symbol, ws, iv, name)
+                    p.last_close[k][symbol] = (ws, acc.close)
+                    self._first_finals.append(snap)
+                    if not acc.dirty:
+                        acc.dirty = True
+                        self._dirty.append((partition, k, ws, symbol, acc))
+            open_ends = [ws + iv for ws in wins if ws + iv > wm]
+            if open_ends:
+                nxt = min(nxt, min(open_ends))
+        p.next_close = nxt
+
+    def _fill_gaps(self, p: Partition, k: int, symbol: str, ws: int, iv: int, name: str) -> None:
+        last = p.last_close[k].get(symbol)
+        if last is None:
+            return
+        prev_ws, prev_close = last
+        start = prev_ws + iv
+        n = 0
+        while start < ws and n < self.max_gap_fill:
+            self._gaps.append(
+                Candle(
+                    symbol=symbol, interval=name, window_start=start, window_end=start + iv,
+                    open=prev_close, high=prev_close, low=prev_close, close=prev_close,
+                    volume=0.0, vwap=None, trades=0, first_ts=start, last_ts=start,
+                    high_ts=start, low_ts=start, revision=0, final=True, gap=True,
+                )
+            )
+            start += iv
+            n += 1
+
+    def close_partition(self, partition: int) -> None:
+        """Idle close: close all the partition's open windows now.
+
+        Each interval's watermark is raised to the end of its own open windows,
+        so the candles are emitted, while the partition's event-time watermark
+        stays where the data put it: ticks newer than everything seen remain on
+        time (a tick for a window closed this way revises its candle).
+        """
+        p = self._parts.get(partition)
+        if p is None:
+            return
+        moved = False
+        for k, iv in enumerate(self.interval_ms):
+            wins = p.windows[k]
+            if wins:
+                end = max(wins) + iv
+                if end > p.floor[k] and end > p.wm:
+                    p.floor[k] = end
+                    moved = True
+        if moved:
+            self._close(partition, p)
+
+    def close_all(self) -> None:
+        """Close every open window of every partition (end of input)."""
+        for partition in list(self._parts):
+            self.close_partition(partition)
+
+    def drain(self) -> Emission:
+        """Return what changed since the last call, and evict windows past lateness."""
+        out = Emission(first_finals=self._first_finals)
+        self._first_finals = []
+        ivs = self.interval_ms
+        names = self.intervals
+        for _partition, k, ws, symbol, acc in self._dirty:
+            acc.dirty = False
+            if acc.closed:
+                snap = acc.snap
+                if snap is not None and snap.revision == acc.revision and snap.trades == acc.trades:
+                    out.finals.append(snap)
+                else:
+                    out.finals.append(acc.candle(symbol, names[k], ws, ivs[k], final=True))
+            else:
+                out.updates.append(acc.candle(symbol, names[k], ws, ivs[k], final=False))
+        self._dirty = []
+        if self._gaps:
+            out.finals.extend(self._gaps)
+            self._gaps = []
+        self._evict()
+        return out
+
+    def _evict(self) -> None:
+        lateness = self.allowed_lateness_ms
+        for p in self._parts.values():
+            for k, iv in enumerate(self.interval_ms):
+                wm = max(p.wm, p.floor[k])
+                wins = p.windows[k]
+                old = [ws for ws in wins if wm >= ws + iv + lateness]
+                for ws in old:
+                    del wins[ws]
+
+    # ------------------------------------------------------------ inspection
+    def has_output(self) -> bool:
+        """Whether :meth:`drain` has anything to give: candles changed, closed or gap-filled since
+        the last call.
+
+        Examples
+        --------
+        >>> agg = CandleAggregator(intervals="1m")
+        >>> agg.add("BTC-USD", 1_700_000_040_000, 37_000.0, 0.5)
+        True
+        >>> agg.has_output(), len(agg.drain().updates), agg.has_output()
+        (True, 1, False)
+        """
+        return bool(self._dirty or self._first_finals or self._gaps)
+
+    def watermark(self, partition: int = 0) -> int | None:
+        """The partition's watermark (``None`` before its first tick)."""
+        p = self._parts.get(partition)
+        return None if p is None or p.wm == NEG_INF else p.wm
+
+    @property
+    def partitions(self) -> list[int]:
+        """Partitions this aggregator holds state for."""
+        return sorted(self._parts)
+
+    def open_windows(self, partition: int | None = None) -> int:
+        """Number of (symbol, interval, window) accumulators held."""
+        parts = self._parts.values() if partition is None else [self._parts.get(partition)]
+        return sum(len(b) for p in parts if p is not None for w in p.windows for b in w.values())
+
+    # ------------------------------------------------------- state snapshots
+    def snapshot(self, partition: int) -> dict[str, Any]:
+        """Serializable state of one partition (call after :meth:`drain`).
+
+        The snapshot, stored with the partition's offset in one transaction, is
+        what lets a consumer resume after a crash or rebalance as if nothing
+        happened (see :mod:`cryptolab.candles.state`).
+        """
+        if self._dirty:
+            raise RuntimeError("snapshot() after drain(): undrained output would be lost")
+        return snapshot_partition(self._parts.get(partition), self.intervals)
+
+    def restore(self, partition: int, state: dict[str, Any]) -> None:
+        """Load a partition's state from :meth:`snapshot` (replacing what is held)."""
+        p = restore_partition(state, self.interval_ms, self.intervals, partition)
+        if p is None:
+            self._parts.pop(partition, None)
+        else:
+            self._parts[partition] = p
+
+    def forget(self, partition: int) -> None:
+        """Drop a partition's state (it was revoked from this consumer)."""
+        self._parts.pop(partition, None)
+        self._dirty = [d for d in self._dirty if d[0] != partition]
+
+    def discard_pending(self) -> None:
+        """Drop the output not drained yet (the input it came from will be folded again).
+
+        Examples
+        --------
+        >>> agg = CandleAggregator(intervals="1m", out_of_orderness_ms=0)
+        >>> agg.add("BTC-USD", 1_700_000_040_000, 1.0, 1.0)
+        True
+        >>> agg.discard_pending()
+        >>> agg.drain().updates
+        []
+        """
+        for d in self._dirty:
+            d[4].dirty = False
+        self._dirty = []
+        self._first_finals = []
+        self._gaps = []
+
