@@ -42,10 +42,11 @@ import orjson
 import pandas as pd
 
 from cryptolab.anomaly import AnomalyScorer, default_detectors
-from cryptolab.batch import candles_from_ticks, frame_to_candles
+from cryptolab.candles.batch import candles_from_ticks
+from cryptolab.candles.frames import frame_to_candles
+from cryptolab.candles.stream import CandleAggregator
 from cryptolab.models import Candle, parse_interval, parse_intervals
 from cryptolab.sources.synthetic import SyntheticMarket
-from cryptolab.windows import CandleAggregator
 
 REPO = Path(__file__).resolve().parents[1]
 

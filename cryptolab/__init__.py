@@ -43,8 +43,8 @@ _EXPORTS: dict[str, str] = {
     "Settings": "cryptolab.config",
     "CryptolabError": "cryptolab.errors",
     "ValidationError": "cryptolab.errors",
-    "CandleAggregator": "cryptolab.windows",
-    "candles_from_ticks": "cryptolab.batch",
+    "CandleAggregator": "cryptolab.candles.stream",
+    "candles_from_ticks": "cryptolab.candles.batch",
     "TickProducer": "cryptolab.producer",
     "CandlePipeline": "cryptolab.pipeline",
     "history": "cryptolab.store",
@@ -75,8 +75,9 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.anomaly import score_history
-    from cryptolab.batch import candles_from_ticks
     from cryptolab.cache import latest
+    from cryptolab.candles.batch import candles_from_ticks
+    from cryptolab.candles.stream import CandleAggregator
     from cryptolab.config import Settings
     from cryptolab.errors import CryptolabError, ValidationError
     from cryptolab.models import Alert, Candle, Tick
@@ -85,7 +86,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.reports.notebooks import run_notebook
     from cryptolab.store import history
     from cryptolab.viz import CandleChart
-    from cryptolab.windows import CandleAggregator
 
 
 def __getattr__(name: str) -> Any:

@@ -44,7 +44,7 @@ from cryptolab.anomaly.evaluation import (
 )
 from cryptolab.anomaly.evaluation import _interval_ms as _interval_ms
 from cryptolab.anomaly.evaluation import _labels_frame as _labels_frame
-from cryptolab.batch import with_utc_windows
+from cryptolab.candles.frames import with_utc_windows
 from cryptolab.errors import ValidationError
 from cryptolab.models import interval_name, parse_interval
 
@@ -94,7 +94,7 @@ def evaluate_synthetic(
     >>> int(res.table.loc[0, "labels"]), float(res.table.loc[0, "recall"])
     (4, 1.0)
     """
-    from cryptolab.batch import candles_from_ticks
+    from cryptolab.candles.batch import candles_from_ticks
     from cryptolab.sources.synthetic import SyntheticMarket
 
     if not hours > 0:
@@ -204,7 +204,7 @@ def load_real(path: str | Path, *, interval: str = "1m") -> pd.DataFrame:
     if p.suffix == ".json":
         return _load_bars(p)
     if p.suffix == ".csv":
-        from cryptolab.batch import candles_from_ticks
+        from cryptolab.candles.batch import candles_from_ticks
 
         first = p.open().readline()
         if first.lower().startswith("id,"):

@@ -61,7 +61,7 @@ def _best(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def _compare(ours: Any, theirs: Any) -> dict[str, Any]:
     """cryptolab's candles vs polars': the same windows, OHLC/trades/times equal, volumes close."""
-    from cryptolab.batch import with_ms_windows
+    from cryptolab.candles.frames import with_ms_windows
 
     mine = with_ms_windows(ours).set_index(["symbol", "interval", "window_start"]).sort_index()
     other = theirs.to_pandas().set_index(["symbol", "interval", "window_start"]).sort_index()
@@ -79,8 +79,8 @@ def run(svc: Services, cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
     """candles_from_ticks vs a polars group-by computing the same candles."""
     import polars as pl
 
-    from cryptolab.batch import _THREADS as batch_threads
-    from cryptolab.batch import candles_from_ticks
+    from cryptolab.candles.batch import _THREADS as batch_threads
+    from cryptolab.candles.batch import candles_from_ticks
 
     ticks = batch_ticks(cfg.batch_ticks, cfg.symbols)
     frame = pl.from_pandas(ticks)

@@ -42,7 +42,7 @@ import pandas as pd
 from cryptolab.anomaly.base import BaseDetector
 from cryptolab.anomaly.registry import make_detectors
 from cryptolab.anomaly.scorer import score_history
-from cryptolab.batch import epoch_ms
+from cryptolab.candles.frames import epoch_ms
 from cryptolab.errors import ValidationError
 from cryptolab.models import parse_interval
 

@@ -332,7 +332,7 @@ def score_history(
     1 1970-01-01 00:01:00+00:00    0.010000      False          None
     2 1970-01-01 00:02:00+00:00    0.089109       True        MEDIUM
     """
-    from cryptolab.batch import with_ms_windows, with_utc_windows
+    from cryptolab.candles.frames import with_ms_windows, with_utc_windows
 
     missing = [c for c in _REQUIRED if c not in df.columns]
     if missing:

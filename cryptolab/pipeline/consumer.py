@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
+from cryptolab.candles.stream import CandleAggregator
 from cryptolab.config import Settings
 from cryptolab.errors import FencedError
 from cryptolab.kafka import DLQ_SUFFIX, consumer_config, end_offsets, ensure_topics, producer_config
@@ -34,7 +35,6 @@ from cryptolab.pipeline.partitions import Partitions
 from cryptolab.pipeline.relay import Relay
 from cryptolab.pipeline.retries import StoreRetry
 from cryptolab.pipeline.stats import PipelineStats
-from cryptolab.windows import CandleAggregator
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.cache import Cache

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
+from cryptolab.candles.state import state_from_bytes, state_has_open_windows
 from cryptolab.errors import EndNotReachedError
-from cryptolab.windows import state_from_bytes, state_has_open_windows
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.store import PartitionProgress

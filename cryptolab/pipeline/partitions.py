@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from cryptolab.windows import CandleAggregator, state_from_bytes, state_to_bytes
+from cryptolab.candles.state import state_from_bytes, state_to_bytes
+from cryptolab.candles.stream import CandleAggregator
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.store import PartitionProgress
@@ -56,7 +57,7 @@ class Partitions:
     Examples
     --------
     >>> from confluent_kafka import TopicPartition
-    >>> from cryptolab.windows import CandleAggregator
+    >>> from cryptolab.candles.stream import CandleAggregator
     >>> parts = Partitions("ticks", CandleAggregator(intervals="1m"))
     >>> tps = [TopicPartition("ticks", 0), TopicPartition("ticks", 1)]
     >>> parts.take(tps, {})

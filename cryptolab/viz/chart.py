@@ -23,7 +23,7 @@ A static chart from candles (a DataFrame from :func:`cryptolab.history` or
 :func:`cryptolab.candles_from_ticks`, or :class:`~cryptolab.models.Candle` objects):
 
 >>> import pandas as pd
->>> from cryptolab.batch import candles_from_ticks
+>>> from cryptolab.candles.batch import candles_from_ticks
 >>> ticks = pd.DataFrame({"symbol": ["BTC-USD"] * 4,
 ...                       "ts_ms": [1_700_000_040_000 + i * 30_000 for i in range(4)],
 ...                       "price": [100.0, 101.0, 99.5, 102.0], "size": [1.0] * 4})

@@ -32,7 +32,7 @@ def as_candles(data: Any) -> list[Candle]:
     if data is None:
         return []
     if hasattr(data, "columns") and hasattr(data, "to_dict"):
-        from cryptolab.batch import frame_to_candles
+        from cryptolab.candles.frames import frame_to_candles
 
         if len(data) == 0:
             return []
