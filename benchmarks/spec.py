@@ -9,7 +9,7 @@ from typing import Any, Final
 __all__ = ["INTERVALS", "KEYS", "REDIS_DB", "SECTIONS", "START_MS", "TARGETS", "BenchConfig", "Progress"]
 
 #: The sections of the suite, in the order they run.
-SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory")
+SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory", "sparse")
 
 #: The fixed result keys: what each means, and the section that measures it.
 KEYS: Final[dict[str, tuple[str, str]]] = {
@@ -30,6 +30,11 @@ KEYS: Final[dict[str, tuple[str, str]]] = {
     "batch_ticks_per_s": ("batch", "candles_from_ticks ticks/s (1m/5m/15m)"),
     "batch_vs_polars": ("batch", "batch_ticks_per_s / a polars group-by's computing the same candles"),
     "consumer_rss_mb": ("memory", "peak RSS of a consumer (scoring on) with memory_symbols x 3 intervals (MiB)"),
+    "stream_sparse_vs_dense": ("sparse", "add_columns ticks/s on a sparse stream (a tick every 40 min) / on a dense one"),
+    "stream_vs_batch_bitstamp": ("sparse", "add_columns ticks/s / candles_from_ticks ticks/s on the Bitstamp file"),
+    "stream_vs_batch_mtgox": ("sparse", "add_columns ticks/s / candles_from_ticks ticks/s on the Mt.Gox file"),
+    "replay_bitstamp_ticks_per_s": ("sparse", "cryptolab replay of the Bitstamp file end to end, ticks/s"),
+    "replay_dense_ticks_per_s": ("sparse", "cryptolab replay of a dense file of as many ticks, ticks/s"),
 }
 
 #: Targets from the performance issue: key -> (comparison, bound).
@@ -42,6 +47,8 @@ TARGETS: Final[dict[str, tuple[str, float]]] = {
     "latest_vs_raw": ("<=", 1.3),
     "batch_vs_polars": (">=", 0.5),
     "consumer_rss_mb": ("<=", 300.0),
+    "stream_sparse_vs_dense": (">=", 0.2),
+    "stream_vs_batch_bitstamp": (">=", 0.1),
 }
 
 #: Event time of the first tick of a filled topic: a whole minute (2023-11-14 22:14 UTC).
@@ -84,6 +91,9 @@ class BenchConfig:
     memory_symbols, memory_ticks, memory_minutes
         The memory benchmark's topic (an hour of event time: the detectors of every
         series have warmed up, as in a long-running consumer).
+    sparse_ticks, sparse_repeat
+        Ticks of the sparse and dense streams of the sparse section, and runs of each
+        measurement there (the best kept).
     quix
         Run Quix Streams (the slowest part: about 5,000 ticks/s).
     partitions
@@ -113,6 +123,8 @@ class BenchConfig:
     memory_symbols: int = 1_000
     memory_ticks: int = 300_000
     memory_minutes: float = 60.0
+    sparse_ticks: int = 100_000
+    sparse_repeat: int = 2
     quix: bool = True
     partitions: int = 3
     settle_max_s: float = 30.0
@@ -130,7 +142,7 @@ class BenchConfig:
             ticks=20_000, symbols=10, consumer_repeat=1, producer_ticks=20_000, producer_repeat=1, latency_seconds=4.0,
             latency_rate=500.0, latency_warmup_s=1.5, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
-            memory_ticks=10_000, memory_minutes=3.0, settle_max_s=3.0,
+            memory_ticks=10_000, memory_minutes=3.0, settle_max_s=3.0, sparse_ticks=5_000, sparse_repeat=1,
         )
         base.update(overrides)
         return cls(**base)

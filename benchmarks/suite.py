@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from benchmarks.machine import machine_info, settle, versions
 from benchmarks.results import check_targets, rnd, write_json
-from benchmarks.sections import batch, consumer, latency, memory, producer, scoring, store
+from benchmarks.sections import batch, consumer, latency, memory, producer, scoring, sparse, store
 from benchmarks.services import Services
 from benchmarks.spec import KEYS, SECTIONS, TARGETS, BenchConfig, Progress
 from cryptolab.config import Settings, redact_url
@@ -55,6 +55,7 @@ SECTION_FUNCS: Final[dict[str, tuple[Section, tuple[str, ...]]]] = {
     "scoring": (scoring.run, ()),
     "batch": (batch.run, ()),
     "memory": (memory.run, ("kafka", "pg", "redis")),
+    "sparse": (sparse.run, ()),
 }
 
 

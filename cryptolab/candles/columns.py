@@ -152,9 +152,7 @@ def _merge_groups(
         closed_w = we <= max(wm0, p.floor[k])
         bucket = windows[k].get(w)
         if bucket is None:
-            bucket = windows[k][w] = {}
-            if we < p.next_close:
-                p.next_close = we
+            bucket = p.new_window(k, w, we, closed_w)
         acc = bucket.get(symbol)
         if acc is None:
             acc = Accumulator(o, h, lo, cl, 0.0, 0.0, cnt, ft, lt, ht, lwt,

@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+from heapq import heapify, heappush
 from typing import Any, Final
 
 import orjson
@@ -45,9 +46,25 @@ _CLOSED_AT: Final = 3 + STATE_FIELDS.index("closed")  # in a snapshot's window r
 
 
 class Partition:
-    """What the aggregator holds for one partition: watermark and open windows per interval."""
+    """What the aggregator holds for one partition: watermark and windows per interval.
 
-    __slots__ = ("floor", "last_close", "max_ts", "next_close", "windows", "wm")
+    Beside the windows themselves, each interval keeps two min-heaps of window starts, so
+    that closing and evicting touch only the windows that close or go, however many are
+    held: ``open`` (windows that may hold an accumulator not closed yet, pushed when
+    created open) and ``held`` (every window held, for eviction); and ``top``, the
+    largest window start created (what an idle close raises the floor to).
+
+    Examples
+    --------
+    >>> p = Partition(1)
+    >>> p.next_close = 2**62                      # as after a close with nothing open
+    >>> _ = p.new_window(0, 120_000, 180_000, False)
+    >>> _ = p.new_window(0, 60_000, 120_000, False)
+    >>> p.open[0][0], p.top[0], p.next_close
+    (60000, 120000, 120000)
+    """
+
+    __slots__ = ("floor", "held", "last_close", "max_ts", "next_close", "open", "top", "windows", "wm")
 
     def __init__(self, n_intervals: int) -> None:
         self.max_ts = NEG_INF
@@ -60,6 +77,24 @@ class Partition:
         self.next_close = NEG_INF  # smallest open window end (any interval), or +inf
         # per interval: {symbol: (window_start, close)} of the last closed traded window (gap fill)
         self.last_close: list[dict[str, tuple[int, float]]] = [{} for _ in range(n_intervals)]
+        # per interval: min-heaps of the starts of the windows created open, and of all held
+        self.open: list[list[int]] = [[] for _ in range(n_intervals)]
+        self.held: list[list[int]] = [[] for _ in range(n_intervals)]
+        self.top = [NEG_INF] * n_intervals  # per interval: the largest window start created
+
+    def new_window(self, k: int, ws: int, we: int, closed: bool) -> dict[str, Accumulator]:
+        """Create (and return) interval ``k``'s empty window ``[ws, we)``; ``closed`` when the
+        interval's watermark has already passed its end (a late tick's window)."""
+        bucket: dict[str, Accumulator] = {}
+        self.windows[k][ws] = bucket
+        heappush(self.held[k], ws)
+        if ws > self.top[k]:
+            self.top[k] = ws
+        if not closed:
+            heappush(self.open[k], ws)
+            if we < self.next_close:
+                self.next_close = we
+        return bucket
 
 
 def snapshot_partition(p: Partition | None, intervals: tuple[str, ...]) -> dict[str, Any]:
@@ -118,8 +153,15 @@ def restore_partition(
         elif ws + iv < nxt:
             nxt = ws + iv
         p.windows[k].setdefault(ws, {})[symbol] = acc
+        if not acc.closed:
+            p.open[k].append(ws)
     for k, s, ws, c in state.get("last", []):
         p.last_close[k][s] = (ws, c)
+    for k, wins in enumerate(p.windows):
+        p.open[k] = sorted(set(p.open[k]))  # a sorted list is a heap
+        p.held[k] = list(wins)
+        heapify(p.held[k])
+        p.top[k] = max(wins, default=NEG_INF)
     p.next_close = nxt
     return p
 

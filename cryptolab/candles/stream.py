@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from heapq import heappop
 from typing import Any
 
 import numpy as np
@@ -163,9 +164,7 @@ class CandleAggregator:
                 continue
             bucket = p.windows[k].get(ws)
             if bucket is None:
-                bucket = p.windows[k][ws] = {}
-                if we < p.next_close:
-                    p.next_close = we
+                bucket = p.new_window(k, ws, we, closed)
             acc = bucket.get(symbol)
             if acc is None:
                 acc = Accumulator(price, price, price, price, vol, pv, 1, ts, ts, ts, ts, 0, sized, closed, True, None)
@@ -294,24 +293,31 @@ class CandleAggregator:
         crossing = np.flatnonzero(wm_after // grain > wm_before // grain).tolist()
         ends = crossing if crossing and crossing[-1] == n - 1 else [*crossing, n - 1]
         crosses = set(crossing)
-        a = 0
+        a = 0  # the first row not folded yet
+        s = 0  # the chunk's first row
         for e in ends:
             b = e + 1
-            if b - a < _VECTOR_MIN:
-                self._add_rows(c, symbols, t, pr, sz, a, b, partition, late)
-            else:
-                fold_chunk(p, partition, self.interval_ms, self.allowed_lateness_ms, self._dirty,
-                           c[a:b], symbols, t[a:b], pr[a:b], sz[a:b], wm_before[a:b], late[a:b])
-                self.too_late += int(late[a:b].sum())
-                mx = int(run_max[e])
-                if mx > p.max_ts:
-                    p.max_ts = mx
-                wm = int(wm_after[e])
-                if wm > p.wm:
-                    p.wm = wm
-                if e in crosses:
-                    self._close(partition, p)
+            if b - s < _VECTOR_MIN:  # a short chunk: with the next ones, tick by tick
+                s = b
+                continue
+            if s > a:
+                self._add_rows(c, symbols, t, pr, sz, a, s, partition, late)
+            a = s
+            fold_chunk(p, partition, self.interval_ms, self.allowed_lateness_ms, self._dirty,
+                       c[a:b], symbols, t[a:b], pr[a:b], sz[a:b], wm_before[a:b], late[a:b])
+            self.too_late += int(late[a:b].sum())
+            mx = int(run_max[e])
+            if mx > p.max_ts:
+                p.max_ts = mx
+            wm = int(wm_after[e])
+            if wm > p.wm:
+                p.wm = wm
+            if e in crosses:
+                self._close(partition, p)
+            s = b
             a = b
+        if n > a:
+            self._add_rows(c, symbols, t, pr, sz, a, n, partition, late)
         return late
 
     def _add_rows(
@@ -336,15 +342,22 @@ class CandleAggregator:
 
     # ----------------------------------------------------------------- closing
     def _close(self, partition: int, p: Partition) -> None:
-        """Close every window whose end is at or before its interval's watermark."""
+        """Close every window whose end is at or before its interval's watermark.
+
+        Each interval's open windows are a min-heap of their starts: a close pops those that
+        end by the watermark, in window order, and touches no other window held.
+        """
         nxt = 2**62
         for k, iv in enumerate(self.interval_ms):
             wm = max(p.wm, p.floor[k])
             wins = p.windows[k]
+            heap = p.open[k]
             name = self.intervals[k]
-            closing = sorted(ws for ws in wins if ws + iv <= wm)
-            for ws in closing:
-                bucket = wins[ws]
+            while heap and heap[0] + iv <= wm:
+                ws = heappop(heap)
+                bucket = wins.get(ws)
+                if bucket is None:  # evicted already
+                    continue
                 for symbol, acc in bucket.items():
                     if acc.closed:
                         continue
@@ -358,9 +371,8 @@ class CandleAggregator:
                     if not acc.dirty:
                         acc.dirty = True
                         self._dirty.append((partition, k, ws, symbol, acc))
-            open_ends = [ws + iv for ws in wins if ws + iv > wm]
-            if open_ends:
-                nxt = min(nxt, min(open_ends))
+            if heap and heap[0] + iv < nxt:
+                nxt = heap[0] + iv
         p.next_close = nxt
 
     def _fill_gaps(self, p: Partition, k: int, symbol: str, ws: int, iv: int, name: str) -> None:
@@ -395,9 +407,9 @@ class CandleAggregator:
             return
         moved = False
         for k, iv in enumerate(self.interval_ms):
-            wins = p.windows[k]
-            if wins:
-                end = max(wins) + iv
+            # The latest window created: if it went, it was closed, and so is every other.
+            if p.top[k] != NEG_INF:
+                end = p.top[k] + iv
                 if end > p.floor[k] and end > p.wm:
                     p.floor[k] = end
                     moved = True
@@ -433,14 +445,17 @@ class CandleAggregator:
         return out
 
     def _evict(self) -> None:
+        """Drop the windows past allowed lateness: each interval's held windows are a min-heap
+        of their starts, so only the windows that go are touched."""
         lateness = self.allowed_lateness_ms
         for p in self._parts.values():
             for k, iv in enumerate(self.interval_ms):
-                wm = max(p.wm, p.floor[k])
-                wins = p.windows[k]
-                old = [ws for ws in wins if wm >= ws + iv + lateness]
-                for ws in old:
-                    del wins[ws]
+                last = max(p.wm, p.floor[k]) - iv - lateness  # windows starting by this go
+                held = p.held[k]
+                if held and held[0] <= last:
+                    wins = p.windows[k]
+                    while held and held[0] <= last:
+                        wins.pop(heappop(held), None)
 
     # ------------------------------------------------------------ inspection
     def has_output(self) -> bool:

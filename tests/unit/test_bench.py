@@ -66,6 +66,24 @@ def test_quick_pure_sections_write_every_key(tmp_path):
     assert 0 <= doc["scoring_cpu_overhead"] < 10
 
 
+def test_quick_sparse_section_writes_its_keys_and_checks(tmp_path, shared_data):
+    """The sparse section (no service needed: the replay falls back to the embedded ones)
+    writes its keys and checks the stream's candles of the recorded files equal the batch's."""
+    code, doc = _run_cli(tmp_path, "--only", "sparse")
+    assert doc["skipped"] == {}
+    _assert_document(doc, {"sparse"})
+    assert doc["checks"] == {"stream_candles_equal_batch_bitstamp": True, "stream_candles_equal_batch_mtgox": True}
+    assert code == 0
+    sparse = doc["details"]["sparse"]
+    assert sparse["ticks"] == BenchConfig.quick_config().sparse_ticks
+    assert sparse["feed_batch"] == 20_000 and sparse["sparse_gap_minutes"] == 40
+    assert sparse["bitstamp"]["candles"] > 0 and sparse["mtgox"]["candles"] > 0
+    assert sparse["replay"]["services"] in ("embedded", "partly embedded", "kafka+postgresql+redis")
+    assert set(sparse["replay"]["seconds"]) == {"bitstamp", "dense"}
+    for key in ("stream_sparse_vs_dense", "stream_vs_batch_bitstamp"):
+        assert key in doc["targets"]
+
+
 def test_sections_without_their_services_are_skipped_and_named(tmp_path):
     code, doc = _run_cli(tmp_path, "--only", "batch,latest,consumer_vs_quix")
     assert code == 1  # a requested section could not run
@@ -101,6 +119,7 @@ def test_quick_suite_against_the_services(tmp_path, kafka_bootstrap, pg_url, red
     _assert_document(doc, set(SECTIONS))
     assert doc["checks"] == {
         "consumer_all_ticks": True, "consumer_candles_equal_quix": True, "batch_candles_equal_polars": True,
+        "stream_candles_equal_batch_bitstamp": True, "stream_candles_equal_batch_mtgox": True,
     }
     assert code == 0
     cmp = doc["details"]["consumer"]["candles_vs_quix"]
