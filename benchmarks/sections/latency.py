@@ -43,11 +43,17 @@ def _listen(sub: Any, until: float, measure_from: float) -> tuple[list[float], l
         if got is None:
             continue
         recv = time.time() * 1000
-        d = loads(got[1])
         received += 1
-        if d["last_ts"] < measure_from:
+        try:
+            d = loads(got[1])
+            last_ts = d["last_ts"]
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            # Pub/sub channels are shared by every client of the Redis server, whatever its
+            # logical database: another program's message on these channels is not ours to time.
             continue
-        event_lat.append(recv - d["last_ts"])
+        if last_ts < measure_from:  # warm-up, or another program's candle
+            continue
+        event_lat.append(recv - last_ts)
         if d["final"] and d["revision"] == 0:
             key = (got[0], d["window_start"])
             if key not in finals_seen:
