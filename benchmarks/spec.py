@@ -9,7 +9,7 @@ from typing import Any, Final
 __all__ = ["INTERVALS", "KEYS", "REDIS_DB", "SECTIONS", "START_MS", "TARGETS", "BenchConfig", "Progress"]
 
 #: The sections of the suite, in the order they run.
-SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory")
+SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory", "nautilus")
 
 #: The fixed result keys: what each means, and the section that measures it.
 KEYS: Final[dict[str, tuple[str, str]]] = {
@@ -30,6 +30,7 @@ KEYS: Final[dict[str, tuple[str, str]]] = {
     "batch_ticks_per_s": ("batch", "candles_from_ticks ticks/s (1m/5m/15m)"),
     "batch_vs_polars": ("batch", "batch_ticks_per_s / a polars group-by's computing the same candles"),
     "consumer_rss_mb": ("memory", "peak RSS of a consumer (scoring on) with memory_symbols x 3 intervals (MiB)"),
+    "stream_vs_nautilus": ("nautilus", "CandleAggregator.add_columns ticks/s / NautilusTrader TimeBarAggregator's, 1m/5m/15m bars, minimum over the synthetic, Bitstamp and Mt.Gox streams"),
 }
 
 #: Targets from the performance issue: key -> (comparison, bound).
@@ -42,6 +43,7 @@ TARGETS: Final[dict[str, tuple[str, float]]] = {
     "latest_vs_raw": ("<=", 1.3),
     "batch_vs_polars": (">=", 0.5),
     "consumer_rss_mb": ("<=", 300.0),
+    "stream_vs_nautilus": (">=", 1.0),
 }
 
 #: Event time of the first tick of a filled topic: a whole minute (2023-11-14 22:14 UTC).
@@ -86,6 +88,9 @@ class BenchConfig:
         series have warmed up, as in a long-running consumer).
     quix
         Run Quix Streams (the slowest part: about 5,000 ticks/s).
+    nautilus_ticks, nautilus_repeat
+        Ticks of the synthetic stream of the NautilusTrader comparison (the real streams are
+        whole files), and timed runs of each side per stream (best kept).
     partitions
         Partitions of the suite's topics.
     settle_max_s
@@ -114,6 +119,8 @@ class BenchConfig:
     memory_ticks: int = 300_000
     memory_minutes: float = 60.0
     quix: bool = True
+    nautilus_ticks: int = 1_000_000
+    nautilus_repeat: int = 3
     partitions: int = 3
     settle_max_s: float = 30.0
 
@@ -131,6 +138,7 @@ class BenchConfig:
             latency_rate=500.0, latency_warmup_s=1.5, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
             memory_ticks=10_000, memory_minutes=3.0, settle_max_s=3.0,
+            nautilus_ticks=20_000, nautilus_repeat=1,
         )
         base.update(overrides)
         return cls(**base)
