@@ -89,15 +89,17 @@ def nautilus_python(*, cache_dir: Path | None = None, pythons: Sequence[str] = N
 
 
 def run_nautilus(python: Path, stream: Stream, minutes: Sequence[int], repeat: int,
-                 timeout: float) -> tuple[dict[str, Any], list[list[Any]]]:
-    """Time NautilusTrader's bars over ``stream`` (the best of ``repeat`` runs, in a fresh
-    process of the virtualenv's ``python``); return its figures and its bars
+                 timeout: float, min_seconds: float = 0.0) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Time NautilusTrader's bars over ``stream`` (the best of ``repeat`` runs, more until they
+    add up to ``min_seconds``, in a fresh process of the virtualenv's ``python``); return its
+    figures and its bars
     ``[symbol, minutes, close_ms, open, high, low, close, volume]``."""
     with tempfile.TemporaryDirectory(prefix="cryptolab-bench-nautilus-") as tmp:
         ticks, bars = Path(tmp) / "ticks.npz", Path(tmp) / "bars.json"
         np.savez(ticks, codes=stream.codes, symbols=np.array(stream.symbols), ts_ms=stream.ts,
                  price=stream.price, size=stream.size)
         params = {"ticks": str(ticks), "minutes": list(minutes), "repeat": repeat, "bars_out": str(bars),
+                  "min_seconds": min_seconds,
                   "price_precision": decimals(stream.price), "size_precision": decimals(stream.size)}
         try:
             proc = subprocess.run([str(python), str(_SCRIPT), json.dumps(params)], capture_output=True,

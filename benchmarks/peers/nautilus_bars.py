@@ -7,7 +7,8 @@ imported by the suite: it imports neither cryptolab nor ``benchmarks``. Usage::
 
 ``PARAMS_JSON`` names an ``.npz`` of ticks (``codes``, ``symbols``, ``ts_ms``, ``price``,
 ``size``, in arrival order), the bar intervals in minutes, the price and size precisions,
-the number of timed runs and where to write the bars. It prints one JSON line: the time to
+the number of timed runs (more, up to 50, until they
+add up to ``min_seconds``) and where to write the bars. It prints one JSON line: the time to
 build the ``TradeTick`` objects (not timed as aggregation: like cryptolab's columns, they are
 the input), each run's aggregation seconds and ticks/s, and the bars of the first run.
 
@@ -122,8 +123,9 @@ def main(argv: list[str]) -> int:
     codes = data["codes"].tolist()
     n = len(ticks)
     bars: list[tuple[int, int, Any]] = []
-    runs = [_aggregate(ticks, codes, instruments, p["minutes"], bars if r == 0 else None)
-            for r in range(int(p["repeat"]))]
+    runs = [_aggregate(ticks, codes, instruments, p["minutes"], bars)]
+    while len(runs) < int(p["repeat"]) or (sum(runs) < p.get("min_seconds", 0.0) and len(runs) < 50):
+        runs.append(_aggregate(ticks, codes, instruments, p["minutes"], None))
     rows = [[symbols[k], m, int(b.ts_event) // 1_000_000, float(str(b.open)), float(str(b.high)),
              float(str(b.low)), float(str(b.close)), float(str(b.volume))] for k, m, b in bars]
     with open(p["bars_out"], "w") as fh:

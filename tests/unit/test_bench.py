@@ -156,11 +156,11 @@ def test_nautilus_section_structure_with_a_stand_in_peer(tmp_path, monkeypatch):
     import benchmarks.sections.nautilus as section
     from benchmarks.sections.nautilus import REAL_FILES
 
-    def fake_run(python, stream, minutes, repeat, timeout):
+    def fake_run(python, stream, minutes, repeat, timeout, min_seconds):
         bars = _nautilus_like_bars(stream, minutes)
         return ({"ticks": len(stream), "seconds": 1.0, "ticks_per_s": float(len(stream)), "bars": len(bars),
                  "tick_build_seconds": 0.1, "price_precision": 2, "size_precision": 4, "version": "stand-in",
-                 "python": "3.12"}, bars)
+                 "python": "3.12", "runs_seconds": [1.0]}, bars)
 
     monkeypatch.setattr(section, "nautilus_python", lambda: tmp_path / "python")
     monkeypatch.setattr(section, "run_nautilus", fake_run)
