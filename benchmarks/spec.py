@@ -9,7 +9,7 @@ from typing import Any, Final
 __all__ = ["INTERVALS", "KEYS", "REDIS_DB", "SECTIONS", "START_MS", "TARGETS", "BenchConfig", "Progress"]
 
 #: The sections of the suite, in the order they run.
-SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory", "sparse")
+SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory", "sparse", "nautilus")
 
 #: The fixed result keys: what each means, and the section that measures it.
 KEYS: Final[dict[str, tuple[str, str]]] = {
@@ -35,6 +35,7 @@ KEYS: Final[dict[str, tuple[str, str]]] = {
     "stream_vs_batch_mtgox": ("sparse", "add_columns ticks/s / candles_from_ticks ticks/s on the Mt.Gox file"),
     "replay_bitstamp_ticks_per_s": ("sparse", "cryptolab replay of the Bitstamp file end to end, ticks/s"),
     "replay_dense_ticks_per_s": ("sparse", "cryptolab replay of a dense file of as many ticks, ticks/s"),
+    "stream_vs_nautilus": ("nautilus", "CandleAggregator.add_columns ticks/s / NautilusTrader TimeBarAggregator's, 1m/5m/15m bars, minimum over the synthetic, Bitstamp and Mt.Gox streams"),
 }
 
 #: Targets from the performance issue: key -> (comparison, bound).
@@ -49,6 +50,7 @@ TARGETS: Final[dict[str, tuple[str, float]]] = {
     "consumer_rss_mb": ("<=", 300.0),
     "stream_sparse_vs_dense": (">=", 0.2),
     "stream_vs_batch_bitstamp": (">=", 0.1),
+    "stream_vs_nautilus": (">=", 1.0),
 }
 
 #: Event time of the first tick of a filled topic: a whole minute (2023-11-14 22:14 UTC).
@@ -96,6 +98,9 @@ class BenchConfig:
         measurement there (the best kept).
     quix
         Run Quix Streams (the slowest part: about 5,000 ticks/s).
+    nautilus_ticks, nautilus_repeat
+        Ticks of the synthetic stream of the NautilusTrader comparison (the real streams are
+        whole files), and timed runs of each side per stream (best kept).
     partitions
         Partitions of the suite's topics.
     settle_max_s
@@ -126,6 +131,8 @@ class BenchConfig:
     sparse_ticks: int = 100_000
     sparse_repeat: int = 2
     quix: bool = True
+    nautilus_ticks: int = 1_000_000
+    nautilus_repeat: int = 3
     partitions: int = 3
     settle_max_s: float = 30.0
 
@@ -143,6 +150,7 @@ class BenchConfig:
             latency_rate=500.0, latency_warmup_s=1.5, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
             memory_ticks=10_000, memory_minutes=3.0, settle_max_s=3.0, sparse_ticks=5_000, sparse_repeat=1,
+            nautilus_ticks=20_000, nautilus_repeat=1,
         )
         base.update(overrides)
         return cls(**base)

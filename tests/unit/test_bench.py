@@ -120,6 +120,7 @@ def test_quick_suite_against_the_services(tmp_path, kafka_bootstrap, pg_url, red
     assert doc["checks"] == {
         "consumer_all_ticks": True, "consumer_candles_equal_quix": True, "batch_candles_equal_polars": True,
         "stream_candles_equal_batch_bitstamp": True, "stream_candles_equal_batch_mtgox": True,
+        "stream_bars_equal_nautilus": True,
     }
     assert code == 0
     cmp = doc["details"]["consumer"]["candles_vs_quix"]
@@ -150,3 +151,110 @@ def test_cryptolab_bench_says_in_one_line_that_the_suite_runs_from_a_checkout(ca
         assert out == "" and err.count("\n") == 1, (argv, err)
         assert "source checkout" in err and "make bench" in err and "python -m benchmarks.run" in err
     assert not (tmp_path / "x.json").exists()
+
+
+# ----------------------------------------------------------------- the NautilusTrader peer
+def _nautilus_like_bars(stream, minutes):
+    """The bars NautilusTrader builds, from cryptolab's candles on its convention: every
+    candle but the last of each series (no later tick fires its timer)."""
+    from benchmarks.peers.nautilus import closing_side_ts, feed
+    from cryptolab.models import parse_interval
+
+    rows = []
+    for m in minutes:
+        candles = feed(stream, f"{m}m", 20_000, ts=closing_side_ts(stream.codes, stream.ts, m * 60_000))
+        last = {c.symbol: max(x.window_end for x in candles if x.symbol == c.symbol) for c in candles}
+        rows += [[c.symbol, parse_interval(c.interval) // 60_000, c.window_end, c.open, c.high, c.low, c.close,
+                  c.volume] for c in candles if c.window_end != last[c.symbol]]
+    return rows
+
+
+def test_nautilus_section_structure_with_a_stand_in_peer(tmp_path, monkeypatch):
+    """The section without the virtualenv: the peer's run is replaced by the bars it would
+    build, so the keys, per-stream details and the check are exercised."""
+    import benchmarks.sections.nautilus as section
+    from benchmarks.sections.nautilus import REAL_FILES
+
+    def fake_run(python, stream, minutes, repeat, timeout, min_seconds):
+        bars = _nautilus_like_bars(stream, minutes)
+        return ({"ticks": len(stream), "seconds": 1.0, "ticks_per_s": float(len(stream)), "bars": len(bars),
+                 "tick_build_seconds": 0.1, "price_precision": 2, "size_precision": 4, "version": "stand-in",
+                 "python": "3.12", "runs_seconds": [1.0]}, bars)
+
+    monkeypatch.setattr(section, "nautilus_python", lambda: tmp_path / "python")
+    monkeypatch.setattr(section, "run_nautilus", fake_run)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr("cryptolab.evaluation.shared_data_dir", lambda: tmp_path)  # no real data here
+    code, doc = _run_cli(tmp_path, "--only", "stream_vs_nautilus")
+    assert doc["skipped"] == {}
+    _assert_document(doc, {"nautilus"})
+    assert doc["checks"] == {"stream_bars_equal_nautilus": True}
+    details = doc["details"]["nautilus"]
+    assert set(details["streams"]) == {"synthetic"}
+    assert set(details["real_data"]) == set(REAL_FILES)
+    assert all(note.startswith("skipped: ") for note in details["real_data"].values())
+    synthetic = details["streams"]["synthetic"]
+    assert synthetic["ticks"] == BenchConfig.quick_config().nautilus_ticks
+    assert doc["stream_vs_nautilus"] == synthetic["ratio"] > 0
+    cmp = synthetic["bars_vs_cryptolab"]
+    assert cmp["match"] and cmp["differing"] == 0 and cmp["cryptolab_only"] == cmp["series"]
+    assert doc["targets"]["stream_vs_nautilus"]["target"] == ">= 1"
+    assert code == 0
+
+    monkeypatch.setenv("CI", "true")  # under CI a missing data set fails the section
+    code, doc = _run_cli(tmp_path, "--only", "nautilus")
+    assert code == 1 and "real data set missing under CI=true" in doc["skipped"]["nautilus"]
+
+
+def test_nautilus_section_without_a_python_312_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    import benchmarks.peers.nautilus as peer
+
+    monkeypatch.setattr(peer, "find_python", lambda versions: None)
+    for ci in ("false", "true"):  # the same under CI: skipped with the reason, exit 1
+        monkeypatch.setenv("CI", ci)
+        code, doc = _run_cli(tmp_path, "--only", "nautilus,batch")
+        assert code == 1
+        assert set(doc["skipped"]) == {"nautilus"}
+        assert "nautilus: no suitable Python interpreter found" in doc["skipped"]["nautilus"]
+        _assert_document(doc, {"batch"})
+
+
+def test_peer_venv_reuses_a_complete_one_and_names_what_failed(tmp_path):
+    import sys
+
+    from benchmarks.peers.venv import PeerUnavailable, ensure_venv, find_python
+
+    assert find_python(["2.1"], roots=[tmp_path]) is None
+    with pytest.raises(PeerUnavailable, match="peer: no suitable Python"):
+        ensure_venv("peer", ["x==1"], interpreter=None, cache_dir=tmp_path)
+    with pytest.raises(PeerUnavailable, match="peer: no suitable Python"):
+        ensure_venv("peer", ["x==1"], interpreter=tmp_path / "nope", cache_dir=tmp_path)
+    # a complete virtualenv for the same interpreter and requirements is reused as it is
+    home = tmp_path / "done"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "python").touch()
+    (home / "cryptolab-bench-venv.txt").write_text(f"{Path(sys.executable).resolve()}\nx==1\n")
+    assert ensure_venv("done", ["x==1"], interpreter=Path(sys.executable), cache_dir=tmp_path) == home / "bin" / "python"
+    # an install that fails says so, and leaves no marker: the next run tries again
+    with pytest.raises(PeerUnavailable, match="broken: -m pip install failed"):
+        ensure_venv("broken", [str(tmp_path / "no-such-project")], interpreter=Path(sys.executable), cache_dir=tmp_path)
+    assert not (tmp_path / "broken" / "cryptolab-bench-venv.txt").exists()
+
+
+def test_nautilus_convention_moves_only_the_tick_that_closes_a_bar():
+    """(start, end] windows with ties on a boundary split: the first tick stamped 60 s closes
+    the first minute, the second one opens the next."""
+    import numpy as np
+
+    from benchmarks.peers.nautilus import Stream, closing_side_ts, compare_bars, decimals, feed
+
+    ts = np.array([30_000, 60_000, 60_000, 90_000], dtype=np.int64)
+    stream = Stream("t", np.zeros(4, dtype=np.int64), ["BTC-USD"], ts, np.array([1.0, 2.0, 3.0, 4.0]),
+                    np.array([1.0, 1.0, 1.0, 1.0]))
+    moved = feed(stream, "1m", 2, ts=closing_side_ts(stream.codes, ts, 60_000))
+    assert [(c.window_end, c.open, c.close, c.trades) for c in moved] == [(60_000, 1.0, 2.0, 2), (120_000, 3.0, 4.0, 2)]
+    bars = [["BTC-USD", 1, 60_000, 1.0, 2.0, 1.0, 2.0, 2.0]]
+    assert compare_bars(moved, bars)["match"]
+    own = feed(stream, "1m", 2)  # cryptolab's own [start, end): the boundary ticks open the next minute
+    assert compare_bars(own, bars)["differing"] == 1
+    assert decimals(np.array([0.1, 0.25])) == 2
