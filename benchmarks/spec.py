@@ -9,7 +9,7 @@ from typing import Any, Final
 __all__ = ["INTERVALS", "KEYS", "REDIS_DB", "SECTIONS", "START_MS", "TARGETS", "BenchConfig", "Progress"]
 
 #: The sections of the suite, in the order they run.
-SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory")
+SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory", "flink")
 
 #: The fixed result keys: what each means, and the section that measures it.
 KEYS: Final[dict[str, tuple[str, str]]] = {
@@ -30,6 +30,12 @@ KEYS: Final[dict[str, tuple[str, str]]] = {
     "batch_ticks_per_s": ("batch", "candles_from_ticks ticks/s (1m/5m/15m)"),
     "batch_vs_polars": ("batch", "batch_ticks_per_s / a polars group-by's computing the same candles"),
     "consumer_rss_mb": ("memory", "peak RSS of a consumer (scoring on) with memory_symbols x 3 intervals (MiB)"),
+    "flink_ticks_per_s": ("flink", "Apache Flink SQL job ticks/s computing the consumer's candles, parallelism 1, "
+                                   "job start-up excluded"),
+    "consumer_vs_flink": ("flink", "consumer_ticks_per_s / flink_ticks_per_s"),
+    "flink_p2_ticks_per_s": ("flink", "the Flink job at parallelism 2 (ticks/s, start-up excluded)"),
+    "consumer_2proc_ticks_per_s": ("flink", "two cryptolab consumer processes in one group on the topic (ticks/s)"),
+    "consumer_2proc_vs_flink_p2": ("flink", "consumer_2proc_ticks_per_s / flink_p2_ticks_per_s"),
 }
 
 #: Targets from the performance issue: key -> (comparison, bound).
@@ -42,6 +48,7 @@ TARGETS: Final[dict[str, tuple[str, float]]] = {
     "latest_vs_raw": ("<=", 1.3),
     "batch_vs_polars": (">=", 0.5),
     "consumer_rss_mb": ("<=", 300.0),
+    "consumer_vs_flink": (">=", 5.0),
 }
 
 #: Event time of the first tick of a filled topic: a whole minute (2023-11-14 22:14 UTC).
@@ -86,6 +93,8 @@ class BenchConfig:
         series have warmed up, as in a long-running consumer).
     quix
         Run Quix Streams (the slowest part: about 5,000 ticks/s).
+    flink_repeat
+        Runs of the Flink job per parallelism, in one JVM (the best is kept).
     partitions
         Partitions of the suite's topics.
     settle_max_s
@@ -114,6 +123,7 @@ class BenchConfig:
     memory_ticks: int = 300_000
     memory_minutes: float = 60.0
     quix: bool = True
+    flink_repeat: int = 2
     partitions: int = 3
     settle_max_s: float = 30.0
 
@@ -130,7 +140,7 @@ class BenchConfig:
             ticks=20_000, symbols=10, consumer_repeat=1, producer_ticks=20_000, producer_repeat=1, latency_seconds=4.0,
             latency_rate=500.0, latency_warmup_s=1.5, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
-            memory_ticks=10_000, memory_minutes=3.0, settle_max_s=3.0,
+            memory_ticks=10_000, memory_minutes=3.0, flink_repeat=1, settle_max_s=3.0,
         )
         base.update(overrides)
         return cls(**base)

@@ -24,8 +24,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from benchmarks.machine import machine_info, settle, versions
+from benchmarks.peers.venv import PeerUnavailable
 from benchmarks.results import check_targets, rnd, write_json
-from benchmarks.sections import batch, consumer, latency, memory, producer, scoring, store
+from benchmarks.sections import batch, consumer, flink, latency, memory, producer, scoring, store
 from benchmarks.services import Services
 from benchmarks.spec import KEYS, SECTIONS, TARGETS, BenchConfig, Progress
 from cryptolab.config import Settings, redact_url
@@ -55,6 +56,7 @@ SECTION_FUNCS: Final[dict[str, tuple[Section, tuple[str, ...]]]] = {
     "scoring": (scoring.run, ()),
     "batch": (batch.run, ()),
     "memory": (memory.run, ("kafka", "pg", "redis")),
+    "flink": (flink.run, ("kafka", "pg", "redis")),
 }
 
 
@@ -102,6 +104,10 @@ def _run_sections(svc: Services, cfg: BenchConfig, sections: list[str], say: Pro
         started = time.perf_counter()
         try:
             out = fn(svc, cfg, say)
+        except PeerUnavailable as exc:  # a peer that cannot be set up here: skipped, with the reason
+            skipped[name] = str(exc)
+            say(f"{name}: skipped ({exc})")
+            continue
         except Exception as exc:  # a failed section is reported, the others still run
             log.exception("benchmark section %s failed", name)
             skipped[name] = f"failed: {type(exc).__name__}: {exc}"
