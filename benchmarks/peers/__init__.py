@@ -3,6 +3,9 @@
 - :mod:`~benchmarks.peers.quix`: Quix Streams computing the consumer's candles (a worker)
 - :mod:`~benchmarks.peers.bare`: a bare confluent-kafka consume + decode loop, the ceiling (a worker)
 - :mod:`~benchmarks.peers.polars`: a polars group-by computing ``candles_from_ticks``' candles
+- :mod:`~benchmarks.peers.flink`: Apache Flink, a SQL job (:mod:`~benchmarks.peers.flink_job`, run in
+  PyFlink's own virtualenv) computing the consumer's candles on its topic
+- :mod:`~benchmarks.peers.venv`: a peer's own virtualenv in the git-ignored cache, created once
 
 The producer's peer, a bare confluent-kafka produce loop, is ``benchmarks/bench_producer.py``'s
 ``run_bare``. Only this folder imports the peers: never ``cryptolab``.
