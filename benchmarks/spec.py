@@ -9,7 +9,7 @@ from typing import Any, Final
 __all__ = ["INTERVALS", "KEYS", "REDIS_DB", "SECTIONS", "START_MS", "TARGETS", "BenchConfig", "Progress"]
 
 #: The sections of the suite, in the order they run.
-SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory", "sparse", "nautilus")
+SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory", "sparse", "nautilus", "flink")
 
 #: The fixed result keys: what each means, and the section that measures it.
 KEYS: Final[dict[str, tuple[str, str]]] = {
@@ -36,6 +36,12 @@ KEYS: Final[dict[str, tuple[str, str]]] = {
     "replay_bitstamp_ticks_per_s": ("sparse", "cryptolab replay of the Bitstamp file end to end, ticks/s"),
     "replay_dense_ticks_per_s": ("sparse", "cryptolab replay of a dense file of as many ticks, ticks/s"),
     "stream_vs_nautilus": ("nautilus", "CandleAggregator.add_columns ticks/s / NautilusTrader TimeBarAggregator's, 1m/5m/15m bars, minimum over the synthetic, Bitstamp and Mt.Gox streams"),
+    "flink_ticks_per_s": ("flink", "Apache Flink SQL job ticks/s computing the consumer's candles, parallelism 1, "
+                                   "job start-up excluded"),
+    "consumer_vs_flink": ("flink", "consumer_ticks_per_s / flink_ticks_per_s"),
+    "flink_p2_ticks_per_s": ("flink", "the Flink job at parallelism 2 (ticks/s, start-up excluded)"),
+    "consumer_2proc_ticks_per_s": ("flink", "two cryptolab consumer processes in one group on the topic (ticks/s)"),
+    "consumer_2proc_vs_flink_p2": ("flink", "consumer_2proc_ticks_per_s / flink_p2_ticks_per_s"),
 }
 
 #: Targets from the performance issue: key -> (comparison, bound).
@@ -51,6 +57,7 @@ TARGETS: Final[dict[str, tuple[str, float]]] = {
     "stream_sparse_vs_dense": (">=", 0.2),
     "stream_vs_batch_bitstamp": (">=", 0.1),
     "stream_vs_nautilus": (">=", 1.0),
+    "consumer_vs_flink": (">=", 5.0),
 }
 
 #: Event time of the first tick of a filled topic: a whole minute (2023-11-14 22:14 UTC).
@@ -101,6 +108,8 @@ class BenchConfig:
     nautilus_ticks, nautilus_repeat
         Ticks of the synthetic stream of the NautilusTrader comparison (the real streams are
         whole files), and timed runs of each side per stream (best kept).
+    flink_repeat
+        Runs of the Flink job per parallelism, in one JVM (the best is kept).
     partitions
         Partitions of the suite's topics.
     settle_max_s
@@ -133,6 +142,7 @@ class BenchConfig:
     quix: bool = True
     nautilus_ticks: int = 1_000_000
     nautilus_repeat: int = 3
+    flink_repeat: int = 2
     partitions: int = 3
     settle_max_s: float = 30.0
 
@@ -150,7 +160,7 @@ class BenchConfig:
             latency_rate=500.0, latency_warmup_s=1.5, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
             memory_ticks=10_000, memory_minutes=3.0, settle_max_s=3.0, sparse_ticks=5_000, sparse_repeat=1,
-            nautilus_ticks=20_000, nautilus_repeat=1,
+            nautilus_ticks=20_000, nautilus_repeat=1, flink_repeat=1,
         )
         base.update(overrides)
         return cls(**base)

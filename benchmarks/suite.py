@@ -29,6 +29,7 @@ from benchmarks.results import check_targets, rnd, write_json
 from benchmarks.sections import (
     batch,
     consumer,
+    flink,
     latency,
     memory,
     nautilus,
@@ -68,6 +69,7 @@ SECTION_FUNCS: Final[dict[str, tuple[Section, tuple[str, ...]]]] = {
     "memory": (memory.run, ("kafka", "pg", "redis")),
     "sparse": (sparse.run, ()),
     "nautilus": (nautilus.run, ()),
+    "flink": (flink.run, ("kafka", "pg", "redis")),
 }
 
 

@@ -85,6 +85,9 @@ def run(svc: Services, cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
         ours = runs[best]
         (tmp / f"cryptolab-{best}.json").rename(tmp / "cryptolab.json")
         svc.notes["consumer_cpu_us_per_tick"] = min(r["cpu_us_per_tick"] for r in runs)
+        # the flink section reads the same topic and compares its candles with these
+        svc.notes.update(consumer_topic=topic, consumer_ticks=n, consumer_ticks_per_s=ours["ticks_per_s"],
+                         consumer_candles=orjson.loads((tmp / "cryptolab.json").read_bytes()))
         details["bare"] = bare
         details["bare_runs"] = bares
         details["cryptolab"] = ours

@@ -46,10 +46,12 @@ def work_pipeline(p: dict[str, Any]) -> dict[str, Any]:
     store.init()
     cache = RedisCache(p["redis"])
     first: list[float] = []
+    wall: list[float] = []  # the same instants on the wall clock: comparable between processes
 
     def start_clock(_n: int) -> None:
         if not first:
             first.append(time.perf_counter())
+            wall.append(time.time())
 
     pipe = CandlePipeline(settings, store=store, cache=cache, group=p["group"],
                           scorer=True if p["scoring"] else None, on_batch=start_clock)
@@ -57,6 +59,7 @@ def work_pipeline(p: dict[str, Any]) -> dict[str, Any]:
     cpu0 = time.process_time()
     stats = pipe.run(stop_at_end=True)
     t_end = time.perf_counter()
+    wall.append(time.time())
     cpu = time.process_time() - cpu0
     seconds = t_end - first[0] if first else float("nan")
     out: dict[str, Any] = {
@@ -64,6 +67,7 @@ def work_pipeline(p: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": cpu, "cpu_us_per_tick": cpu / stats.ticks * 1e6 if stats.ticks else None,
         "stats": stats.to_dict(), "rss_ready_mb": rss_ready, "rss_peak_mb": peak_rss_mb(),
         "open_windows_end": pipe.aggregator.open_windows(),
+        "wall_first": wall[0] if first else None, "wall_end": wall[-1],
     }
     if p.get("candles_out"):
         rows = [[c.symbol, c.interval, c.window_start, c.open, c.high, c.low, c.close, c.volume]

@@ -121,6 +121,7 @@ def test_quick_suite_against_the_services(tmp_path, kafka_bootstrap, pg_url, red
         "consumer_all_ticks": True, "consumer_candles_equal_quix": True, "batch_candles_equal_polars": True,
         "stream_candles_equal_batch_bitstamp": True, "stream_candles_equal_batch_mtgox": True,
         "stream_bars_equal_nautilus": True,
+        "consumer_candles_equal_flink": True, "flink_all_ticks": True,
     }
     assert code == 0
     cmp = doc["details"]["consumer"]["candles_vs_quix"]
@@ -258,3 +259,104 @@ def test_nautilus_convention_moves_only_the_tick_that_closes_a_bar():
     own = feed(stream, "1m", 2)  # cryptolab's own [start, end): the boundary ticks open the next minute
     assert compare_bars(own, bars)["differing"] == 1
     assert decimals(np.array([0.1, 0.25])) == 2
+
+
+# ------------------------------------------------------------------ the Flink peer (no Flink needed)
+FLINK_KEYS = {k for k, (section, _) in KEYS.items() if section == "flink"}
+_NOWHERE = ("--kafka", "127.0.0.1:1", "--store", "postgresql+psycopg://x@127.0.0.1:1/x", "--redis",
+            "redis://127.0.0.1:1/0")
+
+
+def test_flink_section_without_java_is_skipped_with_the_reason(tmp_path, monkeypatch):
+    """No Java runtime: the section is skipped, saying so, before it touches a service; exit 1."""
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    code, doc = _run_cli(tmp_path, "--only", "flink", *_NOWHERE)
+    assert code == 1
+    assert set(doc["skipped"]) == {"flink"}
+    assert "Java" in doc["skipped"]["flink"] and "none found" in doc["skipped"]["flink"]
+    assert not doc["skipped"]["flink"].startswith("failed")  # a peer missing, not a crash
+    _assert_document(doc, set())
+    assert {doc[k] for k in FLINK_KEYS} == {None} and doc["targets"]["consumer_vs_flink"]["ok"] is None
+
+
+def test_flink_peer_says_what_is_missing(tmp_path, monkeypatch):
+    """No interpreter PyFlink supports, no Maven for the connector jar, an old Java: each a reason."""
+    import benchmarks.peers.flink as peer
+    from benchmarks.peers.venv import PeerUnavailable
+
+    monkeypatch.setattr(peer, "find_python", lambda versions: None)
+    with pytest.raises(PeerUnavailable, match=r"flink: no suitable Python interpreter found"):
+        peer.flink_python()
+    monkeypatch.setattr(peer, "CACHE", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(PeerUnavailable, match=r"flink-sql-connector-kafka.* needs Maven"):
+        peer._connector_jar()
+    (tmp_path / "flink-jars").mkdir()
+    jar = tmp_path / "flink-jars" / f"{peer.CONNECTOR.split(':')[1]}-{peer.CONNECTOR.split(':')[2]}.jar"
+    jar.write_bytes(b"")
+    assert peer._connector_jar() == jar  # fetched once, then reused from the cache
+    old = tmp_path / "jdk8"
+    (old / "bin").mkdir(parents=True)
+    (old / "bin" / "java").write_text('#!/bin/sh\necho \'java version "1.8.0_392"\' >&2\n')
+    (old / "bin" / "java").chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(old))
+    with pytest.raises(PeerUnavailable, match=r"needs Java >= 11.*1\.8\.0"):
+        peer.setup()
+
+
+def test_flink_job_sql_is_a_bounded_event_time_tumbling_aggregate():
+    from benchmarks.peers.flink_job import candles_sql, source_ddl
+
+    ddl = source_ddl({"topic": "t", "kafka": "k:9092", "out_of_orderness_ms": 1_500}, "g")
+    assert "'scan.bounded.mode' = 'latest-offset'" in ddl and "'scan.startup.mode' = 'earliest-offset'" in ddl
+    assert "WATERMARK FOR rt AS rt - INTERVAL '1.500' SECOND" in ddl and "TO_TIMESTAMP_LTZ(ts, 3)" in ddl
+    assert "'scan.startup.mode' = 'latest-offset'" in source_ddl({"topic": "t", "kafka": "k", "out_of_orderness_ms": 0},
+                                                                 "g", empty=True)
+    sql = candles_sql(["1m", "5m", "15m"])
+    assert sql.count("TUMBLE(TABLE ticks, DESCRIPTOR(rt)") == 3 and sql.count("UNION ALL") == 2
+    assert "INTERVAL '15' MINUTE" in sql and "FIRST_VALUE(price)" in sql and "LAST_VALUE(ts)" in sql
+    with pytest.raises(ValueError, match="not a candle interval"):
+        candles_sql(["1m' --"])
+
+
+def _flink_run(rows: list[list], *, ticks: int) -> dict:
+    return {"jvm_start_s": 3.0, "pyflink": "2.2.1", "empty": {"ticks": 0, "job_s": 2.0},
+            "runs": [{"ticks": ticks, "job_s": 12.0}, {"ticks": ticks, "job_s": 7.0}], "_rows": rows}
+
+
+def test_flink_section_builds_its_keys_checks_and_details(tmp_path, monkeypatch):
+    """The section with a stand-in Flink and consumer pair: every key, both checks, honest open/close."""
+    import benchmarks.sections.flink as section
+    from benchmarks.peers.flink import FlinkSetup
+    from benchmarks.services import Services
+    from cryptolab.config import Settings
+
+    ours = [["A", "1m", 0, 1.0, 2.0, 0.5, 1.5, 3.0], ["A", "5m", 0, 1.0, 2.0, 0.5, 1.5, 3.0]]
+    flink_rows = [[*r, 4, 10, 50, 10, 50] for r in ours]
+    flink_rows[1][3] = 9.0  # this window's first tick to arrive was not its earliest: open not compared
+    flink_rows[1][11] = 20
+    monkeypatch.setattr(section, "setup", lambda: FlinkSetup(python=tmp_path / "py", jar=tmp_path / "c.jar",
+                                                             java_home=None, java="openjdk 17"))
+    seen: list[int] = []
+
+    def fake_run_flink(_fs, params, *, timeout):
+        seen.append(params["parallelism"])
+        assert params["topic"] == "cl_topic" and timeout > 0
+        Path(params["candles_out"]).write_text(json.dumps(flink_rows))
+        return _flink_run(flink_rows, ticks=4_000)
+
+    monkeypatch.setattr(section, "run_flink", fake_run_flink)
+    monkeypatch.setattr(section, "_pair", lambda *_a: {"ticks": 4_000, "seconds": 2.5, "ticks_per_s": 1_600.0})
+    svc = Services(Settings.from_env({}, kafka_bootstrap="127.0.0.1:1"))
+    svc.notes.update(consumer_topic="cl_topic", consumer_ticks=4_000, consumer_ticks_per_s=8_000.0, consumer_candles=ours)
+    out = section.run(svc, BenchConfig.quick_config(), lambda _line: None)
+    assert seen == [1, 2]
+    assert {k for k in out if k in KEYS} == FLINK_KEYS
+    assert out["flink_ticks_per_s"] == 4_000 / (7.0 - 2.0)  # the best job less the empty one
+    assert out["consumer_vs_flink"] == 10.0 and out["consumer_2proc_vs_flink_p2"] == 2.0
+    assert out["checks"] == {"consumer_candles_equal_flink": True, "flink_all_ticks": True}
+    cmp = out["details"]["candles_vs_flink"]
+    assert cmp["compared"] == 2 and cmp["open_by_arrival"] == 1 and cmp["mismatched"] == 0
+    assert out["details"]["p1"]["with_startup_ticks_per_s"] < out["details"]["p1"]["ticks_per_s"]
+    flink_rows[0][4] = 2.5  # a different high is a mismatch
+    assert section.run(svc, BenchConfig.quick_config(), lambda _line: None)["checks"]["consumer_candles_equal_flink"] is False
