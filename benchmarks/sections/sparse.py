@@ -49,8 +49,8 @@ def sparse_ticks(n: int, seed: int = 0) -> Any:
     Examples
     --------
     >>> ticks = sparse_ticks(3)
-    >>> ticks.symbol.tolist(), ticks.ts_ms.diff().iloc[1]
-    (['BTC-USD', 'BTC-USD', 'BTC-USD'], 2400000.0)
+    >>> ticks.symbol.tolist(), int(ticks.ts_ms.diff().iloc[1])
+    (['BTC-USD', 'BTC-USD', 'BTC-USD'], 2400000)
     """
     import pandas as pd
 
