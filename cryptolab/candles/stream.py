@@ -54,10 +54,11 @@ import numpy as np
 import numpy.typing as npt
 
 from cryptolab.candles.accumulator import Accumulator
-from cryptolab.candles.columns import Dirty, fold_chunk
+from cryptolab.candles.columns import DirtyList, fold_chunk
 from cryptolab.candles.kernels import watermark_steps
 from cryptolab.candles.state import NEG_INF, Partition, restore_partition, snapshot_partition
 from cryptolab.models import Candle, Tick, interval_name, parse_interval
+from cryptolab.models.records import make_candle
 
 __all__ = ["CandleAggregator", "Emission"]
 
@@ -125,7 +126,7 @@ class CandleAggregator:
         self.max_gap_fill = max_gap_fill
         self._grain = math.gcd(*ms) if ms else 1  # every window end is a multiple of this
         self._parts: dict[int, Partition] = {}
-        self._dirty: list[Dirty] = []
+        self._dirty: DirtyList = []  # flat: five values per changed window
         self._first_finals: list[Candle] = []
         self._gaps: list[Candle] = []
         self.too_late = 0
@@ -169,7 +170,7 @@ class CandleAggregator:
             if acc is None:
                 acc = Accumulator(price, price, price, price, vol, pv, 1, ts, ts, ts, ts, 0, sized, closed, True, None)
                 bucket[symbol] = acc
-                self._dirty.append((partition, k, ws, symbol, acc))
+                self._dirty += (partition, k, ws, symbol, acc)
             else:
                 if ts < acc.first_ts:
                     acc.open = price
@@ -192,7 +193,7 @@ class CandleAggregator:
                     acc.revision += 1
                 if not acc.dirty:
                     acc.dirty = True
-                    self._dirty.append((partition, k, ws, symbol, acc))
+                    self._dirty += (partition, k, ws, symbol, acc)
             k += 1
         if not accepted:
             self.too_late += 1
@@ -370,7 +371,7 @@ class CandleAggregator:
                     self._first_finals.append(snap)
                     if not acc.dirty:
                         acc.dirty = True
-                        self._dirty.append((partition, k, ws, symbol, acc))
+                        self._dirty += (partition, k, ws, symbol, acc)
             if heap and heap[0] + iv < nxt:
                 nxt = heap[0] + iv
         p.next_close = nxt
@@ -384,12 +385,8 @@ class CandleAggregator:
         n = 0
         while start < ws and n < self.max_gap_fill:
             self._gaps.append(
-                Candle(
-                    symbol=symbol, interval=name, window_start=start, window_end=start + iv,
-                    open=prev_close, high=prev_close, low=prev_close, close=prev_close,
-                    volume=0.0, vwap=None, trades=0, first_ts=start, last_ts=start,
-                    high_ts=start, low_ts=start, revision=0, final=True, gap=True,
-                )
+                make_candle(symbol, name, start, start + iv, prev_close, prev_close, prev_close, prev_close,
+                            0.0, None, 0, start, start, start, start, 0, True, True)
             )
             start += iv
             n += 1
@@ -427,7 +424,8 @@ class CandleAggregator:
         self._first_finals = []
         ivs = self.interval_ms
         names = self.intervals
-        for _partition, k, ws, symbol, acc in self._dirty:
+        it = iter(self._dirty)
+        for _partition, k, ws, symbol, acc in zip(it, it, it, it, it, strict=True):
             acc.dirty = False
             if acc.closed:
                 snap = acc.snap
@@ -510,7 +508,8 @@ class CandleAggregator:
     def forget(self, partition: int) -> None:
         """Drop a partition's state (it was revoked from this consumer)."""
         self._parts.pop(partition, None)
-        self._dirty = [d for d in self._dirty if d[0] != partition]
+        d = self._dirty
+        self._dirty = [v for i in range(0, len(d), 5) if d[i] != partition for v in d[i:i + 5]]
 
     def discard_pending(self) -> None:
         """Drop the output not drained yet (the input it came from will be folded again).
@@ -524,8 +523,8 @@ class CandleAggregator:
         >>> agg.drain().updates
         []
         """
-        for d in self._dirty:
-            d[4].dirty = False
+        for acc in self._dirty[4::5]:
+            acc.dirty = False
         self._dirty = []
         self._first_finals = []
         self._gaps = []
