@@ -146,6 +146,7 @@ class CandleAggregator:
             p = self._parts[partition] = Partition(len(self.interval_ms))
         wm = p.wm
         floor = p.floor
+        windows = p.windows
         accepted = True
         lateness = self.allowed_lateness_ms
         sized = size is not None
@@ -163,7 +164,7 @@ class CandleAggregator:
                 accepted = False
                 k += 1
                 continue
-            bucket = p.windows[k].get(ws)
+            bucket = windows[k].get(ws)
             if bucket is None:
                 bucket = p.new_window(k, ws, we, closed)
             acc = bucket.get(symbol)
@@ -349,29 +350,36 @@ class CandleAggregator:
         end by the watermark, in window order, and touches no other window held.
         """
         nxt = 2**62
+        gap_fill = self.gap_fill
+        first_finals = self._first_finals.append
+        dirty = self._dirty
+        pwm = p.wm
         for k, iv in enumerate(self.interval_ms):
-            wm = max(p.wm, p.floor[k])
-            wins = p.windows[k]
+            wm = p.floor[k]
+            if pwm > wm:
+                wm = pwm
             heap = p.open[k]
-            name = self.intervals[k]
-            while heap and heap[0] + iv <= wm:
-                ws = heappop(heap)
-                bucket = wins.get(ws)
-                if bucket is None:  # evicted already
-                    continue
-                for symbol, acc in bucket.items():
-                    if acc.closed:
+            if heap and heap[0] + iv <= wm:
+                wins = p.windows[k]
+                last_close = p.last_close[k]
+                name = self.intervals[k]
+                while heap and heap[0] + iv <= wm:
+                    ws = heappop(heap)
+                    bucket = wins.get(ws)
+                    if bucket is None:  # evicted already
                         continue
-                    acc.closed = True
-                    snap = acc.candle(symbol, name, ws, iv, final=True)
-                    acc.snap = snap
-                    if self.gap_fill:
-                        self._fill_gaps(p, k, symbol, ws, iv, name)
-                    p.last_close[k][symbol] = (ws, acc.close)
-                    self._first_finals.append(snap)
-                    if not acc.dirty:
-                        acc.dirty = True
-                        self._dirty += (partition, k, ws, symbol, acc)
+                    for symbol, acc in bucket.items():
+                        if acc.closed:
+                            continue
+                        acc.closed = True
+                        snap = acc.snap = acc.candle(symbol, name, ws, iv, final=True)
+                        if gap_fill:
+                            self._fill_gaps(p, k, symbol, ws, iv, name)
+                        last_close[symbol] = (ws, acc.close)
+                        first_finals(snap)
+                        if not acc.dirty:
+                            acc.dirty = True
+                            dirty += (partition, k, ws, symbol, acc)
             if heap and heap[0] + iv < nxt:
                 nxt = heap[0] + iv
         p.next_close = nxt
