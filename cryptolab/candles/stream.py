@@ -45,7 +45,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from heapq import heappop
 from typing import Any
@@ -125,6 +125,8 @@ class CandleAggregator:
         self.gap_fill = gap_fill
         self.max_gap_fill = max_gap_fill
         self._grain = math.gcd(*ms) if ms else 1  # every window end is a multiple of this
+        # each shortest window lies in one window of every interval (the ticks of one share them all)
+        self._nested = bool(ms) and all(m % ms[0] == 0 for m in ms)
         self._parts: dict[int, Partition] = {}
         self._dirty: DirtyList = []  # flat: five values per changed window
         self._first_finals: list[Candle] = []
@@ -145,13 +147,21 @@ class CandleAggregator:
         if p is None:
             p = self._parts[partition] = Partition(len(self.interval_ms))
         wm = p.wm
+        sized = size is not None
+        vol: float = size if size is not None else 0.0
+        pv = price * vol
+        hot = p.hot
+        if hot is not None and hot[1] <= ts < hot[2] and wm < hot[2] and hot[0] == symbol:
+            # The same windows as the last tick, none closed yet (the shortest ends first): on time.
+            _fold_on_time(hot[3], self._dirty, partition, self.interval_ms, symbol, ts, price, vol, pv, sized)
+            if ts > p.max_ts:
+                self._advance(partition, p, ts)
+            return True
         floor = p.floor
         windows = p.windows
         accepted = True
         lateness = self.allowed_lateness_ms
-        sized = size is not None
-        vol: float = size if size is not None else 0.0
-        pv = price * vol
+        accs: list[Accumulator] | None = [] if self._nested else None
         k = 0
         for iv in self.interval_ms:
             ws = ts - ts % iv
@@ -162,6 +172,7 @@ class CandleAggregator:
             closed = we <= wk
             if closed and wk >= we + lateness:
                 accepted = False
+                accs = None
                 k += 1
                 continue
             bucket = windows[k].get(ws)
@@ -195,17 +206,30 @@ class CandleAggregator:
                 if not acc.dirty:
                     acc.dirty = True
                     self._dirty += (partition, k, ws, symbol, acc)
+            if accs is not None:
+                if closed:
+                    accs = None
+                else:
+                    accs.append(acc)
             k += 1
+        if accs is not None:
+            ws = ts - ts % self.interval_ms[0]
+            p.hot = (symbol, ws, ws + self.interval_ms[0], accs)
         if not accepted:
             self.too_late += 1
         if ts > p.max_ts:
-            p.max_ts = ts
-            nw = ts - self.out_of_orderness_ms
-            if nw > p.wm:
-                p.wm = nw
-                if nw >= p.next_close:
-                    self._close(partition, p)
+            self._advance(partition, p, ts)
         return accepted
+
+    def _advance(self, partition: int, p: Partition, ts: int) -> None:
+        """Raise partition ``p``'s largest event time to ``ts`` (larger than it was) and its
+        watermark with it, closing the windows it reaches."""
+        p.max_ts = ts
+        nw = ts - self.out_of_orderness_ms
+        if nw > p.wm:
+            p.wm = nw
+            if nw >= p.next_close:
+                self._close(partition, p)
 
     def add_tick(self, tick: Tick, partition: int = 0) -> bool:
         """:meth:`add` for a :class:`~cryptolab.models.Tick`."""
@@ -282,7 +306,7 @@ class CandleAggregator:
         if n == 0:
             return late
         if n < _VECTOR_MIN:
-            self._add_rows(c, symbols, t, pr, sz, 0, n, partition, late)
+            _add_rows(self.add, c, symbols, t, pr, sz, 0, n, partition, late)
             return late
         p = self._parts.get(partition)
         if p is None:
@@ -303,7 +327,7 @@ class CandleAggregator:
                 s = b
                 continue
             if s > a:
-                self._add_rows(c, symbols, t, pr, sz, a, s, partition, late)
+                _add_rows(self.add, c, symbols, t, pr, sz, a, s, partition, late)
             a = s
             fold_chunk(p, partition, self.interval_ms, self.allowed_lateness_ms, self._dirty,
                        c[a:b], symbols, t[a:b], pr[a:b], sz[a:b], wm_before[a:b], late[a:b])
@@ -319,28 +343,8 @@ class CandleAggregator:
             s = b
             a = b
         if n > a:
-            self._add_rows(c, symbols, t, pr, sz, a, n, partition, late)
+            _add_rows(self.add, c, symbols, t, pr, sz, a, n, partition, late)
         return late
-
-    def _add_rows(
-        self,
-        c: npt.NDArray[np.int64],
-        symbols: Sequence[str],
-        t: npt.NDArray[np.int64],
-        pr: npt.NDArray[np.float64],
-        sz: npt.NDArray[np.float64],
-        a: int,
-        b: int,
-        partition: int,
-        late: npt.NDArray[np.bool_],
-    ) -> None:
-        """:meth:`add` for rows ``a:b`` of a columnar batch."""
-        add = self.add
-        for i, code, ts, price, size in zip(
-            range(a, b), c[a:b].tolist(), t[a:b].tolist(), pr[a:b].tolist(), sz[a:b].tolist(), strict=True
-        ):
-            if not add(symbols[code], ts, price, None if size != size else size, partition):
-                late[i] = True
 
     # ----------------------------------------------------------------- closing
     def _close(self, partition: int, p: Partition) -> None:
@@ -374,7 +378,7 @@ class CandleAggregator:
                         acc.closed = True
                         snap = acc.snap = acc.candle(symbol, name, ws, iv, final=True)
                         if gap_fill:
-                            self._fill_gaps(p, k, symbol, ws, iv, name)
+                            _fill_gaps(self._gaps, self.max_gap_fill, p.last_close[k].get(symbol), symbol, ws, iv, name)
                         last_close[symbol] = (ws, acc.close)
                         first_finals(snap)
                         if not acc.dirty:
@@ -383,21 +387,6 @@ class CandleAggregator:
             if heap and heap[0] + iv < nxt:
                 nxt = heap[0] + iv
         p.next_close = nxt
-
-    def _fill_gaps(self, p: Partition, k: int, symbol: str, ws: int, iv: int, name: str) -> None:
-        last = p.last_close[k].get(symbol)
-        if last is None:
-            return
-        prev_ws, prev_close = last
-        start = prev_ws + iv
-        n = 0
-        while start < ws and n < self.max_gap_fill:
-            self._gaps.append(
-                make_candle(symbol, name, start, start + iv, prev_close, prev_close, prev_close, prev_close,
-                            0.0, None, 0, start, start, start, start, 0, True, True)
-            )
-            start += iv
-            n += 1
 
     def close_partition(self, partition: int) -> None:
         """Idle close: close all the partition's open windows now.
@@ -417,6 +406,7 @@ class CandleAggregator:
                 end = p.top[k] + iv
                 if end > p.floor[k] and end > p.wm:
                     p.floor[k] = end
+                    p.hot = None  # its windows may close now
                     moved = True
         if moved:
             self._close(partition, p)
@@ -447,21 +437,9 @@ class CandleAggregator:
         if self._gaps:
             out.finals.extend(self._gaps)
             self._gaps = []
-        self._evict()
-        return out
-
-    def _evict(self) -> None:
-        """Drop the windows past allowed lateness: each interval's held windows are a min-heap
-        of their starts, so only the windows that go are touched."""
-        lateness = self.allowed_lateness_ms
         for p in self._parts.values():
-            for k, iv in enumerate(self.interval_ms):
-                last = max(p.wm, p.floor[k]) - iv - lateness  # windows starting by this go
-                held = p.held[k]
-                if held and held[0] <= last:
-                    wins = p.windows[k]
-                    while held and held[0] <= last:
-                        wins.pop(heappop(held), None)
+            p.evict(self.interval_ms, self.allowed_lateness_ms)
+        return out
 
     # ------------------------------------------------------------ inspection
     def has_output(self) -> bool:
@@ -537,3 +515,69 @@ class CandleAggregator:
         self._first_finals = []
         self._gaps = []
 
+
+def _fill_gaps(
+    out: list[Candle], cap: int, last: tuple[int, float] | None, symbol: str, ws: int, iv: int, name: str
+) -> None:
+    """Append to ``out`` the flat gap candles (at most ``cap``) of ``symbol``'s windows without
+    trades between ``last`` (the start and close of its last closed traded window) and ``ws``."""
+    if last is None:
+        return
+    prev_ws, prev_close = last
+    start = prev_ws + iv
+    n = 0
+    while start < ws and n < cap:
+        out.append(make_candle(symbol, name, start, start + iv, prev_close, prev_close, prev_close, prev_close,
+                               0.0, None, 0, start, start, start, start, 0, True, True))
+        start += iv
+        n += 1
+
+
+def _fold_on_time(
+    accs: list[Accumulator], dirty: DirtyList, partition: int, interval_ms: tuple[int, ...], symbol: str,
+    ts: int, price: float, vol: float, pv: float, sized: bool,
+) -> None:
+    """Fold an on-time tick into ``accs``, its window's accumulator of each interval (in order)."""
+    k = 0
+    for acc in accs:
+        if ts < acc.first_ts:
+            acc.open = price
+            acc.first_ts = ts
+        if ts >= acc.last_ts:
+            acc.close = price
+            acc.last_ts = ts
+        if price > acc.high or (price == acc.high and ts < acc.high_ts):
+            acc.high = price
+            acc.high_ts = ts
+        if price < acc.low or (price == acc.low and ts < acc.low_ts):
+            acc.low = price
+            acc.low_ts = ts
+        acc.volume += vol
+        acc.pv += pv
+        acc.trades += 1
+        if sized:
+            acc.sized = True
+        if not acc.dirty:
+            acc.dirty = True
+            dirty += (partition, k, ts - ts % interval_ms[k], symbol, acc)
+        k += 1
+
+
+def _add_rows(
+    add: Callable[[str, int, float, float | None, int], bool],
+    c: npt.NDArray[np.int64],
+    symbols: Sequence[str],
+    t: npt.NDArray[np.int64],
+    pr: npt.NDArray[np.float64],
+    sz: npt.NDArray[np.float64],
+    a: int,
+    b: int,
+    partition: int,
+    late: npt.NDArray[np.bool_],
+) -> None:
+    """``add`` (:meth:`CandleAggregator.add`) for rows ``a:b`` of a columnar batch."""
+    for i, code, ts, price, size in zip(
+        range(a, b), c[a:b].tolist(), t[a:b].tolist(), pr[a:b].tolist(), sz[a:b].tolist(), strict=True
+    ):
+        if not add(symbols[code], ts, price, None if size != size else size, partition):
+            late[i] = True
