@@ -154,8 +154,13 @@ class CandleAggregator:
         if hot is not None and hot[1] <= ts < hot[2] and wm < hot[2] and hot[0] == symbol:
             # The same windows as the last tick, none closed yet (the shortest ends first): on time.
             _fold_on_time(hot[3], self._dirty, partition, self.interval_ms, symbol, ts, price, vol, pv, sized)
-            if ts > p.max_ts:
-                self._advance(partition, p, ts)
+            if ts > p.max_ts:  # _advance, inline
+                p.max_ts = ts
+                nw = ts - self.out_of_orderness_ms
+                if nw > wm:
+                    p.wm = nw
+                    if nw >= p.next_close:
+                        self._close(partition, p)
             return True
         floor = p.floor
         windows = p.windows
