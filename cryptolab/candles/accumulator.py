@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptolab.models import Candle
+from cryptolab.models.records import make_candle
 
 __all__ = ["STATE_FIELDS", "Accumulator"]
 
@@ -81,12 +82,10 @@ class Accumulator:
     def candle(self, symbol: str, name: str, ws: int, iv: int, *, final: bool) -> Candle:
         """The candle of window ``[ws, ws + iv)`` of interval ``name`` as it stands."""
         vol = self.volume
-        return Candle(
-            symbol=symbol, interval=name, window_start=ws, window_end=ws + iv,
-            open=self.open, high=self.high, low=self.low, close=self.close,
-            volume=vol, vwap=(self.pv / vol) if (self.sized and vol > 0) else None,
-            trades=self.trades, first_ts=self.first_ts, last_ts=self.last_ts,
-            high_ts=self.high_ts, low_ts=self.low_ts, revision=self.revision, final=final,
+        return make_candle(
+            symbol, name, ws, ws + iv, self.open, self.high, self.low, self.close, vol,
+            (self.pv / vol) if (self.sized and vol > 0) else None, self.trades, self.first_ts,
+            self.last_ts, self.high_ts, self.low_ts, self.revision, final, False,
         )
 
     def state(self) -> list[Any]:

@@ -22,14 +22,18 @@ from cryptolab.candles.accumulator import Accumulator
 from cryptolab.candles.kernels import group_bounds, group_ohlc, sequential_sums
 from cryptolab.candles.state import Partition
 
-__all__ = ["fold_chunk"]
+__all__ = ["Dirty", "DirtyList", "fold_chunk"]
 
 _first_key = itemgetter(0)
 #: One interval's groups of a chunk: the flows (rows: volume, price x volume) in group
 #: order, the groups' starts and lengths.
 _Sums = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
-#: A dirty-list entry: partition, interval index, window start, symbol, accumulator.
+#: A dirty-list entry: partition, interval index, window start, symbol, accumulator. The
+#: aggregator's dirty list is flat (:data:`DirtyList`): each entry's five values in turn, so
+#: that a changed window costs no tuple the garbage collector must track until the drain.
 Dirty = tuple[int, int, int, str, Accumulator]
+#: The flat dirty list: ``[partition, k, ws, symbol, acc, partition, k, ...]``.
+DirtyList = list[Any]
 
 
 def fold_chunk(
@@ -37,7 +41,7 @@ def fold_chunk(
     partition: int,
     interval_ms: tuple[int, ...],
     allowed_lateness_ms: int,
-    dirty: list[Dirty],
+    dirty: DirtyList,
     c: npt.NDArray[np.int64],
     symbols: Sequence[str],
     t: npt.NDArray[np.int64],
@@ -131,7 +135,7 @@ def _merge_groups(
     p: Partition,
     partition: int,
     interval_ms: tuple[int, ...],
-    dirty: list[Dirty],
+    dirty: DirtyList,
     symbols: Sequence[str],
     wm0: int,
     groups: list[tuple[Any, ...]],
@@ -158,7 +162,7 @@ def _merge_groups(
             acc = Accumulator(o, h, lo, cl, 0.0, 0.0, cnt, ft, lt, ht, lwt,
                               cnt - 1 if closed_w else 0, zs, closed_w, True, None)
             bucket[symbol] = acc
-            dirty.append((partition, k, w, symbol, acc))
+            dirty += (partition, k, w, symbol, acc)
         else:
             inits[k][:, g] = (acc.volume, acc.pv)
             if ft < acc.first_ts:
@@ -180,6 +184,6 @@ def _merge_groups(
                 acc.revision += cnt
             if not acc.dirty:
                 acc.dirty = True
-                dirty.append((partition, k, w, symbol, acc))
+                dirty += (partition, k, w, symbol, acc)
         accs[k][g] = acc
     return accs, inits

@@ -20,7 +20,7 @@ True
 
 from __future__ import annotations
 
-from heapq import heapify, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any, Final
 
 import orjson
@@ -52,7 +52,9 @@ class Partition:
     that closing and evicting touch only the windows that close or go, however many are
     held: ``open`` (windows that may hold an accumulator not closed yet, pushed when
     created open) and ``held`` (every window held, for eviction); and ``top``, the
-    largest window start created (what an idle close raises the floor to).
+    largest window start created (what an idle close raises the floor to). ``hot`` caches the
+    accumulators of the windows the last tick went to, for the next tick of the same symbol in
+    the same windows (see :meth:`CandleAggregator.add <cryptolab.candles.stream.CandleAggregator.add>`).
 
     Examples
     --------
@@ -64,7 +66,7 @@ class Partition:
     (60000, 120000, 120000)
     """
 
-    __slots__ = ("floor", "held", "last_close", "max_ts", "next_close", "open", "top", "windows", "wm")
+    __slots__ = ("floor", "held", "hot", "last_close", "max_ts", "next_close", "open", "top", "windows", "wm")
 
     def __init__(self, n_intervals: int) -> None:
         self.max_ts = NEG_INF
@@ -81,6 +83,9 @@ class Partition:
         self.open: list[list[int]] = [[] for _ in range(n_intervals)]
         self.held: list[list[int]] = [[] for _ in range(n_intervals)]
         self.top = [NEG_INF] * n_intervals  # per interval: the largest window start created
+        # the windows the last tick went to, while none of them is closed: (symbol, start and
+        # end of its shortest interval's window, its accumulator per interval); None: unknown
+        self.hot: tuple[str, int, int, list[Accumulator]] | None = None
 
     def new_window(self, k: int, ws: int, we: int, closed: bool) -> dict[str, Accumulator]:
         """Create (and return) interval ``k``'s empty window ``[ws, we)``; ``closed`` when the
@@ -95,6 +100,17 @@ class Partition:
             if we < self.next_close:
                 self.next_close = we
         return bucket
+
+    def evict(self, interval_ms: tuple[int, ...], allowed_lateness_ms: int) -> None:
+        """Drop the windows past allowed lateness: each interval's held windows are a min-heap
+        of their starts, so only the windows that go are touched."""
+        for k, iv in enumerate(interval_ms):
+            last = max(self.wm, self.floor[k]) - iv - allowed_lateness_ms  # windows starting by this go
+            held = self.held[k]
+            if held and held[0] <= last:
+                wins = self.windows[k]
+                while held and held[0] <= last:
+                    wins.pop(heappop(held), None)
 
 
 def snapshot_partition(p: Partition | None, intervals: tuple[str, ...]) -> dict[str, Any]:

@@ -45,7 +45,7 @@ True
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from heapq import heappop
 from typing import Any
@@ -54,10 +54,11 @@ import numpy as np
 import numpy.typing as npt
 
 from cryptolab.candles.accumulator import Accumulator
-from cryptolab.candles.columns import Dirty, fold_chunk
+from cryptolab.candles.columns import DirtyList, fold_chunk
 from cryptolab.candles.kernels import watermark_steps
 from cryptolab.candles.state import NEG_INF, Partition, restore_partition, snapshot_partition
 from cryptolab.models import Candle, Tick, interval_name, parse_interval
+from cryptolab.models.records import make_candle
 
 __all__ = ["CandleAggregator", "Emission"]
 
@@ -124,8 +125,10 @@ class CandleAggregator:
         self.gap_fill = gap_fill
         self.max_gap_fill = max_gap_fill
         self._grain = math.gcd(*ms) if ms else 1  # every window end is a multiple of this
+        # each shortest window lies in one window of every interval (the ticks of one share them all)
+        self._nested = bool(ms) and all(m % ms[0] == 0 for m in ms)
         self._parts: dict[int, Partition] = {}
-        self._dirty: list[Dirty] = []
+        self._dirty: DirtyList = []  # flat: five values per changed window
         self._first_finals: list[Candle] = []
         self._gaps: list[Candle] = []
         self.too_late = 0
@@ -144,12 +147,26 @@ class CandleAggregator:
         if p is None:
             p = self._parts[partition] = Partition(len(self.interval_ms))
         wm = p.wm
-        floor = p.floor
-        accepted = True
-        lateness = self.allowed_lateness_ms
         sized = size is not None
         vol: float = size if size is not None else 0.0
         pv = price * vol
+        hot = p.hot
+        if hot is not None and hot[1] <= ts < hot[2] and wm < hot[2] and hot[0] == symbol:
+            # The same windows as the last tick, none closed yet (the shortest ends first): on time.
+            _fold_on_time(hot[3], self._dirty, partition, self.interval_ms, symbol, ts, price, vol, pv, sized)
+            if ts > p.max_ts:  # _advance, inline
+                p.max_ts = ts
+                nw = ts - self.out_of_orderness_ms
+                if nw > wm:
+                    p.wm = nw
+                    if nw >= p.next_close:
+                        self._close(partition, p)
+            return True
+        floor = p.floor
+        windows = p.windows
+        accepted = True
+        lateness = self.allowed_lateness_ms
+        accs: list[Accumulator] | None = [] if self._nested else None
         k = 0
         for iv in self.interval_ms:
             ws = ts - ts % iv
@@ -160,16 +177,17 @@ class CandleAggregator:
             closed = we <= wk
             if closed and wk >= we + lateness:
                 accepted = False
+                accs = None
                 k += 1
                 continue
-            bucket = p.windows[k].get(ws)
+            bucket = windows[k].get(ws)
             if bucket is None:
                 bucket = p.new_window(k, ws, we, closed)
             acc = bucket.get(symbol)
             if acc is None:
                 acc = Accumulator(price, price, price, price, vol, pv, 1, ts, ts, ts, ts, 0, sized, closed, True, None)
                 bucket[symbol] = acc
-                self._dirty.append((partition, k, ws, symbol, acc))
+                self._dirty += (partition, k, ws, symbol, acc)
             else:
                 if ts < acc.first_ts:
                     acc.open = price
@@ -192,18 +210,31 @@ class CandleAggregator:
                     acc.revision += 1
                 if not acc.dirty:
                     acc.dirty = True
-                    self._dirty.append((partition, k, ws, symbol, acc))
+                    self._dirty += (partition, k, ws, symbol, acc)
+            if accs is not None:
+                if closed:
+                    accs = None
+                else:
+                    accs.append(acc)
             k += 1
+        if accs is not None:
+            ws = ts - ts % self.interval_ms[0]
+            p.hot = (symbol, ws, ws + self.interval_ms[0], accs)
         if not accepted:
             self.too_late += 1
         if ts > p.max_ts:
-            p.max_ts = ts
-            nw = ts - self.out_of_orderness_ms
-            if nw > p.wm:
-                p.wm = nw
-                if nw >= p.next_close:
-                    self._close(partition, p)
+            self._advance(partition, p, ts)
         return accepted
+
+    def _advance(self, partition: int, p: Partition, ts: int) -> None:
+        """Raise partition ``p``'s largest event time to ``ts`` (larger than it was) and its
+        watermark with it, closing the windows it reaches."""
+        p.max_ts = ts
+        nw = ts - self.out_of_orderness_ms
+        if nw > p.wm:
+            p.wm = nw
+            if nw >= p.next_close:
+                self._close(partition, p)
 
     def add_tick(self, tick: Tick, partition: int = 0) -> bool:
         """:meth:`add` for a :class:`~cryptolab.models.Tick`."""
@@ -280,7 +311,7 @@ class CandleAggregator:
         if n == 0:
             return late
         if n < _VECTOR_MIN:
-            self._add_rows(c, symbols, t, pr, sz, 0, n, partition, late)
+            _add_rows(self.add, c, symbols, t, pr, sz, 0, n, partition, late)
             return late
         p = self._parts.get(partition)
         if p is None:
@@ -301,7 +332,7 @@ class CandleAggregator:
                 s = b
                 continue
             if s > a:
-                self._add_rows(c, symbols, t, pr, sz, a, s, partition, late)
+                _add_rows(self.add, c, symbols, t, pr, sz, a, s, partition, late)
             a = s
             fold_chunk(p, partition, self.interval_ms, self.allowed_lateness_ms, self._dirty,
                        c[a:b], symbols, t[a:b], pr[a:b], sz[a:b], wm_before[a:b], late[a:b])
@@ -317,28 +348,8 @@ class CandleAggregator:
             s = b
             a = b
         if n > a:
-            self._add_rows(c, symbols, t, pr, sz, a, n, partition, late)
+            _add_rows(self.add, c, symbols, t, pr, sz, a, n, partition, late)
         return late
-
-    def _add_rows(
-        self,
-        c: npt.NDArray[np.int64],
-        symbols: Sequence[str],
-        t: npt.NDArray[np.int64],
-        pr: npt.NDArray[np.float64],
-        sz: npt.NDArray[np.float64],
-        a: int,
-        b: int,
-        partition: int,
-        late: npt.NDArray[np.bool_],
-    ) -> None:
-        """:meth:`add` for rows ``a:b`` of a columnar batch."""
-        add = self.add
-        for i, code, ts, price, size in zip(
-            range(a, b), c[a:b].tolist(), t[a:b].tolist(), pr[a:b].tolist(), sz[a:b].tolist(), strict=True
-        ):
-            if not add(symbols[code], ts, price, None if size != size else size, partition):
-                late[i] = True
 
     # ----------------------------------------------------------------- closing
     def _close(self, partition: int, p: Partition) -> None:
@@ -348,51 +359,39 @@ class CandleAggregator:
         end by the watermark, in window order, and touches no other window held.
         """
         nxt = 2**62
+        gap_fill = self.gap_fill
+        first_finals = self._first_finals.append
+        dirty = self._dirty
+        pwm = p.wm
         for k, iv in enumerate(self.interval_ms):
-            wm = max(p.wm, p.floor[k])
-            wins = p.windows[k]
+            wm = p.floor[k]
+            if pwm > wm:
+                wm = pwm
             heap = p.open[k]
-            name = self.intervals[k]
-            while heap and heap[0] + iv <= wm:
-                ws = heappop(heap)
-                bucket = wins.get(ws)
-                if bucket is None:  # evicted already
-                    continue
-                for symbol, acc in bucket.items():
-                    if acc.closed:
+            if heap and heap[0] + iv <= wm:
+                wins = p.windows[k]
+                last_close = p.last_close[k]
+                name = self.intervals[k]
+                while heap and heap[0] + iv <= wm:
+                    ws = heappop(heap)
+                    bucket = wins.get(ws)
+                    if bucket is None:  # evicted already
                         continue
-                    acc.closed = True
-                    snap = acc.candle(symbol, name, ws, iv, final=True)
-                    acc.snap = snap
-                    if self.gap_fill:
-                        self._fill_gaps(p, k, symbol, ws, iv, name)
-                    p.last_close[k][symbol] = (ws, acc.close)
-                    self._first_finals.append(snap)
-                    if not acc.dirty:
-                        acc.dirty = True
-                        self._dirty.append((partition, k, ws, symbol, acc))
+                    for symbol, acc in bucket.items():
+                        if acc.closed:
+                            continue
+                        acc.closed = True
+                        snap = acc.snap = acc.candle(symbol, name, ws, iv, final=True)
+                        if gap_fill:
+                            _fill_gaps(self._gaps, self.max_gap_fill, p.last_close[k].get(symbol), symbol, ws, iv, name)
+                        last_close[symbol] = (ws, acc.close)
+                        first_finals(snap)
+                        if not acc.dirty:
+                            acc.dirty = True
+                            dirty += (partition, k, ws, symbol, acc)
             if heap and heap[0] + iv < nxt:
                 nxt = heap[0] + iv
         p.next_close = nxt
-
-    def _fill_gaps(self, p: Partition, k: int, symbol: str, ws: int, iv: int, name: str) -> None:
-        last = p.last_close[k].get(symbol)
-        if last is None:
-            return
-        prev_ws, prev_close = last
-        start = prev_ws + iv
-        n = 0
-        while start < ws and n < self.max_gap_fill:
-            self._gaps.append(
-                Candle(
-                    symbol=symbol, interval=name, window_start=start, window_end=start + iv,
-                    open=prev_close, high=prev_close, low=prev_close, close=prev_close,
-                    volume=0.0, vwap=None, trades=0, first_ts=start, last_ts=start,
-                    high_ts=start, low_ts=start, revision=0, final=True, gap=True,
-                )
-            )
-            start += iv
-            n += 1
 
     def close_partition(self, partition: int) -> None:
         """Idle close: close all the partition's open windows now.
@@ -412,6 +411,7 @@ class CandleAggregator:
                 end = p.top[k] + iv
                 if end > p.floor[k] and end > p.wm:
                     p.floor[k] = end
+                    p.hot = None  # its windows may close now
                     moved = True
         if moved:
             self._close(partition, p)
@@ -427,7 +427,8 @@ class CandleAggregator:
         self._first_finals = []
         ivs = self.interval_ms
         names = self.intervals
-        for _partition, k, ws, symbol, acc in self._dirty:
+        it = iter(self._dirty)
+        for _partition, k, ws, symbol, acc in zip(it, it, it, it, it, strict=True):
             acc.dirty = False
             if acc.closed:
                 snap = acc.snap
@@ -441,21 +442,9 @@ class CandleAggregator:
         if self._gaps:
             out.finals.extend(self._gaps)
             self._gaps = []
-        self._evict()
-        return out
-
-    def _evict(self) -> None:
-        """Drop the windows past allowed lateness: each interval's held windows are a min-heap
-        of their starts, so only the windows that go are touched."""
-        lateness = self.allowed_lateness_ms
         for p in self._parts.values():
-            for k, iv in enumerate(self.interval_ms):
-                last = max(p.wm, p.floor[k]) - iv - lateness  # windows starting by this go
-                held = p.held[k]
-                if held and held[0] <= last:
-                    wins = p.windows[k]
-                    while held and held[0] <= last:
-                        wins.pop(heappop(held), None)
+            p.evict(self.interval_ms, self.allowed_lateness_ms)
+        return out
 
     # ------------------------------------------------------------ inspection
     def has_output(self) -> bool:
@@ -510,7 +499,8 @@ class CandleAggregator:
     def forget(self, partition: int) -> None:
         """Drop a partition's state (it was revoked from this consumer)."""
         self._parts.pop(partition, None)
-        self._dirty = [d for d in self._dirty if d[0] != partition]
+        d = self._dirty
+        self._dirty = [v for i in range(0, len(d), 5) if d[i] != partition for v in d[i:i + 5]]
 
     def discard_pending(self) -> None:
         """Drop the output not drained yet (the input it came from will be folded again).
@@ -524,9 +514,75 @@ class CandleAggregator:
         >>> agg.drain().updates
         []
         """
-        for d in self._dirty:
-            d[4].dirty = False
+        for acc in self._dirty[4::5]:
+            acc.dirty = False
         self._dirty = []
         self._first_finals = []
         self._gaps = []
 
+
+def _fill_gaps(
+    out: list[Candle], cap: int, last: tuple[int, float] | None, symbol: str, ws: int, iv: int, name: str
+) -> None:
+    """Append to ``out`` the flat gap candles (at most ``cap``) of ``symbol``'s windows without
+    trades between ``last`` (the start and close of its last closed traded window) and ``ws``."""
+    if last is None:
+        return
+    prev_ws, prev_close = last
+    start = prev_ws + iv
+    n = 0
+    while start < ws and n < cap:
+        out.append(make_candle(symbol, name, start, start + iv, prev_close, prev_close, prev_close, prev_close,
+                               0.0, None, 0, start, start, start, start, 0, True, True))
+        start += iv
+        n += 1
+
+
+def _fold_on_time(
+    accs: list[Accumulator], dirty: DirtyList, partition: int, interval_ms: tuple[int, ...], symbol: str,
+    ts: int, price: float, vol: float, pv: float, sized: bool,
+) -> None:
+    """Fold an on-time tick into ``accs``, its window's accumulator of each interval (in order)."""
+    k = 0
+    for acc in accs:
+        if ts < acc.first_ts:
+            acc.open = price
+            acc.first_ts = ts
+        if ts >= acc.last_ts:
+            acc.close = price
+            acc.last_ts = ts
+        if price > acc.high or (price == acc.high and ts < acc.high_ts):
+            acc.high = price
+            acc.high_ts = ts
+        if price < acc.low or (price == acc.low and ts < acc.low_ts):
+            acc.low = price
+            acc.low_ts = ts
+        acc.volume += vol
+        acc.pv += pv
+        acc.trades += 1
+        if sized:
+            acc.sized = True
+        if not acc.dirty:
+            acc.dirty = True
+            dirty += (partition, k, ts - ts % interval_ms[k], symbol, acc)
+        k += 1
+
+
+def _add_rows(
+    add: Callable[[str, int, float, float | None, int], bool],
+    c: npt.NDArray[np.int64],
+    symbols: Sequence[str],
+    t: npt.NDArray[np.int64],
+    pr: npt.NDArray[np.float64],
+    sz: npt.NDArray[np.float64],
+    a: int,
+    b: int,
+    partition: int,
+    late: npt.NDArray[np.bool_],
+) -> None:
+    """``add`` (:meth:`CandleAggregator.add`) for rows ``a:b`` of a columnar batch."""
+    for i, code, ts, price, size in zip(
+        range(a, b), c[a:b].tolist(), t[a:b].tolist(), pr[a:b].tolist(), sz[a:b].tolist(), strict=True
+    ):
+        if not add(symbols[code], ts, price, None if size != size else size, partition):
+            late[i] = True

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-__all__ = ["ALERT_FIELDS", "CANDLE_FIELDS", "Alert", "Candle", "Tick"]
+__all__ = ["ALERT_FIELDS", "CANDLE_FIELDS", "Alert", "Candle", "Tick", "make_candle"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +113,47 @@ class Candle:
 
 #: A candle's fields, in order.
 CANDLE_FIELDS: Final = tuple(Candle.__dataclass_fields__)
+
+_new = object.__new__
+
+
+def make_candle(
+    symbol: str, interval: str, window_start: int, window_end: int, open: float, high: float,
+    low: float, close: float, volume: float, vwap: float | None, trades: int, first_ts: int,
+    last_ts: int, high_ts: int, low_ts: int, revision: int, final: bool, gap: bool,
+) -> Candle:
+    """A :class:`Candle` from its field values, in :data:`CANDLE_FIELDS` order (every field given).
+
+    The same candle as ``Candle(symbol=symbol, ...)``, built about five times faster (keyword
+    matching of the dataclass ``__init__`` is what a streaming aggregator emitting a candle per
+    closed window pays most for on sparse data).
+
+    Examples
+    --------
+    >>> args = ("BTC-USD", "1m", 0, 60_000, 1.0, 2.0, 0.5, 1.5, 3.0, 1.2, 3, 1, 2, 3, 4, 0, True, False)
+    >>> make_candle(*args) == Candle(**dict(zip(CANDLE_FIELDS, args, strict=True)))
+    True
+    """
+    c: Candle = _new(Candle)
+    c.symbol = symbol
+    c.interval = interval
+    c.window_start = window_start
+    c.window_end = window_end
+    c.open = open
+    c.high = high
+    c.low = low
+    c.close = close
+    c.volume = volume
+    c.vwap = vwap
+    c.trades = trades
+    c.first_ts = first_ts
+    c.last_ts = last_ts
+    c.high_ts = high_ts
+    c.low_ts = low_ts
+    c.revision = revision
+    c.final = final
+    c.gap = gap
+    return c
 
 
 @dataclass(slots=True, kw_only=True)

@@ -394,3 +394,17 @@ def test_alert_missing_field_is_rejected(alert: Alert, key: str) -> None:
     with pytest.raises(WireError) as info:
         decode_alert(orjson.dumps(d))
     assert key in info.value.reason
+
+
+def test_make_candle_is_the_keyword_constructor():
+    import inspect
+
+    from cryptolab.models.records import CANDLE_FIELDS, make_candle
+
+    assert tuple(inspect.signature(make_candle).parameters) == CANDLE_FIELDS
+    values = ("ETH-USD", "5m", 300_000, 600_000, 1.0, 2.0, 0.5, 1.5, 3.0, None, 3, 301_000, 599_000,
+              400_000, 500_000, 2, True, True)
+    fast, slow = make_candle(*values), Candle(**dict(zip(CANDLE_FIELDS, values, strict=True)))
+    assert fast == slow and type(fast) is Candle
+    assert [getattr(fast, f) for f in CANDLE_FIELDS] == list(values)
+    assert fast.to_dict() == slow.to_dict()

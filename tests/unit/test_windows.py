@@ -264,3 +264,70 @@ def test_vwap_and_volume_sums_are_bit_identical_with_batch_for_awkward_floats():
     assert (got["volume"].to_numpy() == exp["volume"].to_numpy()).all()
     assert (got["vwap"].to_numpy() == exp["vwap"].to_numpy()).all()
     assert not math.isnan(got["vwap"].iloc[0])
+
+
+_ops = st.lists(st.one_of(
+    st.tuples(st.just("tick"), st.sampled_from(SYMS[:2]), st.integers(-40_000, 40_000),
+              st.sampled_from([1.0, 1.5, 2.0]), st.sampled_from([None, 0.5, 0.1])),
+    st.tuples(st.sampled_from(["drain", "idle", "restore", "discard"])),
+    st.tuples(st.just("columns"), st.integers(0, 2**16)),  # a batch long enough for numpy
+), min_size=1, max_size=120)
+
+
+@given(ops=_ops, ooo=st.sampled_from([0, 5_000]), lateness=st.sampled_from([0, 30_000]))
+@settings(max_examples=200, deadline=None)
+def test_same_windows_fast_path_changes_nothing(ops, ooo, lateness):
+    """A tick in the same windows as the previous one takes a shortcut in add(): every output is
+    the same as without it, through drains, idle closes, restores and discarded output."""
+    aggs = [CandleAggregator(intervals="1m,5m,15m", out_of_orderness_ms=ooo, allowed_lateness_ms=lateness)
+            for _ in range(2)]
+    aggs[1]._nested = False  # the shortcut off
+    outs: list[list[object]] = [[], []]
+    ts = T0
+    for op in ops:
+        if op[0] == "tick":
+            ts += op[2]
+        elif op[0] == "columns":
+            rng = np.random.default_rng(op[1])
+            t = ts + np.cumsum(rng.integers(0, 150, 300))
+            t[-1] += 65_000 * int(rng.integers(0, 2))  # the watermark crossing minutes at the last tick
+            cols = (rng.integers(0, 2, 300), SYMS[:2], t, rng.choice([1.0, 2.0], 300), rng.choice([np.nan, 0.5], 300))
+            ts = int(t[-1])
+        for agg, out in zip(aggs, outs, strict=True):
+            if op[0] == "tick":
+                out.append(agg.add(op[1], ts, op[3], op[4]))
+            elif op[0] == "columns":
+                out.append(agg.add_columns(*cols).tolist())
+            elif op[0] == "drain":
+                em = agg.drain()
+                out.append((em.updates, em.finals, em.first_finals))
+            elif op[0] == "idle":
+                agg.close_partition(0)
+            elif op[0] == "discard":
+                agg.discard_pending()
+            else:
+                agg.drain()
+                agg.restore(0, state_from_bytes(state_to_bytes(agg.snapshot(0))))
+    for agg, out in zip(aggs, outs, strict=True):
+        agg.close_all()
+        em = agg.drain()
+        out.append((em.updates, em.finals, em.first_finals, agg.too_late))
+    assert outs[0] == outs[1]
+
+
+def test_fast_path_is_not_taken_for_windows_a_columnar_batch_closed():
+    """A columnar batch folded with numpy moves the watermark past the windows of the tick
+    before it; a late tick for them is then a revision (or too late), as without the shortcut."""
+    outs = []
+    for shortcut in (True, False):
+        agg = CandleAggregator(intervals="1m,5m,15m", out_of_orderness_ms=0, allowed_lateness_ms=30_000)
+        agg._nested = shortcut
+        agg.add("A", T0 + 1_000, 1.0, 1.0)
+        t = T0 + 2_000 + np.arange(300) * 10
+        t[-1] += 65_000  # the only watermark crossing: the batch is one numpy chunk
+        agg.add_columns(np.zeros(300, dtype=np.int64), ["A"], t, np.ones(300), np.ones(300))
+        accepted = agg.add("A", T0 + 6_000, 2.0, 1.0)
+        em = agg.drain()
+        outs.append((accepted, em.finals, em.updates, agg.too_late))
+    assert outs[0] == outs[1]
+    assert [c.revision for c in outs[0][1] if c.interval == "1m"] == [1]
