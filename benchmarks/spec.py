@@ -44,16 +44,19 @@ KEYS: Final[dict[str, tuple[str, str]]] = {
     "consumer_2proc_vs_flink_p2": ("flink", "consumer_2proc_ticks_per_s / flink_p2_ticks_per_s"),
 }
 
-#: Targets from the performance issue: key -> (comparison, bound).
+#: Targets: key -> (comparison, bound). The performance issues set them; the second raised the
+#: first suite's bounds to what holds with a margin on the 2-core reference machine.
 TARGETS: Final[dict[str, tuple[str, float]]] = {
-    "consumer_vs_quix": (">=", 10.0),
-    "consumer_vs_bare": (">=", 0.5),
-    "producer_vs_bare": (">=", 0.7),
-    "history_1000_ms_p50": ("<=", 3.0),
-    "latency_window_end_to_publish_ms_p99": ("<=", 50.0),
-    "latest_vs_raw": ("<=", 1.3),
+    "consumer_vs_quix": (">=", 30.0),
+    "consumer_vs_bare": (">=", 0.7),
+    "producer_vs_bare": (">=", 0.75),
+    "history_1000_ms_p50": ("<=", 2.0),
+    "history_vs_raw": ("<=", 1.0),
+    "latency_window_end_to_publish_ms_p99": ("<=", 25.0),
+    "latest_vs_raw": ("<=", 1.2),
+    "scoring_cpu_overhead": ("<=", 0.02),
     "batch_vs_polars": (">=", 0.5),
-    "consumer_rss_mb": ("<=", 300.0),
+    "consumer_rss_mb": ("<=", 200.0),
     "stream_sparse_vs_dense": (">=", 0.2),
     "stream_vs_batch_bitstamp": (">=", 0.1),
     "stream_vs_nautilus": (">=", 1.0),
