@@ -164,7 +164,7 @@ def by_venue(symbols: Iterable[str]) -> dict[str | None, list[str]]:
     groups: dict[str | None, dict[str, None]] = {}
     for symbol in symbols:
         groups.setdefault(venue_of(symbol), {})[symbol] = None
-    order = sorted((v for v in groups if v is not None)) + ([None] if None in groups else [])
+    order = sorted(v for v in groups if v is not None) + ([None] if None in groups else [])
     return {v: list(groups[v]) for v in order}
 
 
