@@ -249,9 +249,23 @@ def test_the_dashboard_picker_groups_symbols_by_venue() -> None:
         assert select.options == {"BINANCE": [("BINANCE:BTC-USDT", "BTC-USDT")],
                                   "COINBASE": [("COINBASE:BTC-USDT", "BTC-USDT")],
                                   "no venue": [("BTC-USDT", "BTC-USDT")]}
-        assert doc.get_model_by_name("price").title.text == "COINBASE:BTC-USDT · 1m"
+        price: Any = doc.get_model_by_name("price")
+        assert price.title.text == "COINBASE:BTC-USDT · 1m"
         select.value = "BINANCE:BTC-USDT"
-        assert doc.get_model_by_name("price").title.text == "BINANCE:BTC-USDT · 1m"
+        assert price.title.text == "BINANCE:BTC-USDT · 1m"
     finally:
         cache.clear()
         cache.close()
+
+
+@pytest.mark.parametrize("given", ["BINANCE:BTC-USDT,COINBASE:BTC-USD,BTC-USD",
+                                   "[BINANCE:BTC-USDT, COINBASE:BTC-USD, BTC-USD]",
+                                   '["BINANCE:BTC-USDT", "COINBASE:BTC-USD", "BTC-USD"]',
+                                   ["BINANCE:BTC-USDT", "COINBASE:BTC-USD", "BTC-USD"]])
+def test_report_parameters_take_venue_symbols(given: Any) -> None:
+    from cryptolab.reports.market import report_parameters
+
+    got = report_parameters(symbols=given, start="2024-01-01", end="2024-01-02")
+    assert got["symbols"] == ["BINANCE:BTC-USDT", "COINBASE:BTC-USD", "BTC-USD"]
+    with pytest.raises(ValidationError):
+        report_parameters(symbols="BINANCE:BTC USDT", start="2024-01-01", end="2024-01-02")
