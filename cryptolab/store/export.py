@@ -30,8 +30,9 @@ import csv
 import logging
 import os
 import string
+import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -55,7 +56,7 @@ from cryptolab.store.times import TimeLike, normalise_interval, to_ms
 if TYPE_CHECKING:
     from cryptolab.store.database import Database
 
-__all__ = ["export_alerts", "export_candles", "info", "series_files", "venues"]
+__all__ = ["export_alerts", "export_candles", "export_series", "info", "series_files", "venues"]
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,51 @@ def series_files(
         shown = {**values, **({"symbol": file_symbol(values["symbol"])} if "symbol" in values else {})}
         out.append((Path(text.format_map(shown)), values))
     return out
+
+
+def export_series(
+    db: Database,
+    template: str | os.PathLike[str],
+    what: str = "candles",
+    *,
+    symbol: str | None = None,
+    interval: str | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    progress: bool = False,
+) -> dict[Path, int]:
+    """Write one CSV per file of :func:`series_files`; return the rows written per file.
+
+    Each file is written like :func:`export_candles` / :func:`export_alerts` (atomically),
+    with the file's symbol and/or interval and ``start``/``end``. ``progress`` shows a
+    progress bar (tqdm, on standard error). :meth:`Store.export_series
+    <cryptolab.store.Store.export_series>` calls it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from cryptolab.models import Candle
+    >>> from cryptolab.store import Store
+    >>> with Store("sqlite://") as s:
+    ...     s.init()
+    ...     _ = s.commit_batch(group="g", topic="t", candles=[Candle(
+    ...         symbol="COINBASE:BTC-USD", interval="1m", window_start=60_000, window_end=120_000,
+    ...         open=1, high=1, low=1, close=1, volume=1, vwap=1, trades=1, first_ts=60_000,
+    ...         last_ts=60_000, high_ts=60_000, low_ts=60_000, final=True)])
+    ...     written = s.export_series(tempfile.mkdtemp() + "/{symbol}_{interval}.csv")
+    >>> [(p.name, n) for p, n in written.items()]
+    [('COINBASE~BTC-USD_1m.csv', 1)]
+    """
+    files: Iterable[tuple[Path, dict[str, str]]] = series_files(
+        db, template, what, symbol=symbol, interval=interval)
+    if progress:
+        from tqdm import tqdm
+
+        files = tqdm(files, desc=f"export {what}", unit=" files", file=sys.stderr, mininterval=0.5)
+    write = export_candles if what == "candles" else export_alerts
+    return {path: write(db, path, symbol=f.get("symbol", symbol), interval=f.get("interval", interval),
+                        start=start, end=end)
+            for path, f in files}
 
 
 def _export(

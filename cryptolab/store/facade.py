@@ -17,7 +17,6 @@ Examples
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -482,41 +481,12 @@ class Store:
         *,
         symbol: str | None = None,
         interval: str | None = None,
-        start: TimeLike | None = None,
-        end: TimeLike | None = None,
-        progress: bool = False,
+        start: TimeLike | None = None, end: TimeLike | None = None, progress: bool = False,
     ) -> dict[Path, int]:
-        """Write one CSV per symbol and/or interval; return the rows written per file.
-
-        ``template`` holds ``{symbol}`` and/or ``{interval}``, e.g.
-        ``"exports/{symbol}_{interval}.csv"``; a venue symbol is written with ``~`` for
-        ``:`` (``BINANCE~BTC-USDT_1m.csv``, see :func:`~cryptolab.store.export.series_files`).
-        Each file is written like :meth:`export_candles` / :meth:`export_alerts`.
-        ``progress`` shows a progress bar (tqdm, on standard error).
-
-        Examples
-        --------
-        >>> import tempfile
-        >>> from cryptolab.models import Candle
-        >>> with Store("sqlite://") as s:
-        ...     s.init()
-        ...     _ = s.commit_batch(group="g", topic="t", candles=[Candle(
-        ...         symbol="COINBASE:BTC-USD", interval="1m", window_start=60_000, window_end=120_000,
-        ...         open=1, high=1, low=1, close=1, volume=1, vwap=1, trades=1, first_ts=60_000,
-        ...         last_ts=60_000, high_ts=60_000, low_ts=60_000, final=True)])
-        ...     written = s.export_series(tempfile.mkdtemp() + "/{symbol}_{interval}.csv")
-        >>> [(p.name, n) for p, n in written.items()]
-        [('COINBASE~BTC-USD_1m.csv', 1)]
-        """
-        files = export.series_files(self._db, template, what, symbol=symbol, interval=interval)
-        if progress:
-            from tqdm import tqdm
-
-            files = tqdm(files, desc=f"export {what}", unit=" files", file=sys.stderr, mininterval=0.5)
-        write = self.export_candles if what == "candles" else self.export_alerts
-        return {path: write(path, symbol=f.get("symbol", symbol), interval=f.get("interval", interval),
-                            start=start, end=end)
-                for path, f in files}
+        """Write one CSV per symbol and/or interval named by ``template`` (``"out/{symbol}_{interval}.csv"``);
+        return the rows written per file. See :func:`cryptolab.store.export.export_series`."""
+        return export.export_series(self._db, template, what, symbol=symbol, interval=interval,
+                                    start=start, end=end, progress=progress)
 
 
 # --------------------------------------------------------------------------- module level
