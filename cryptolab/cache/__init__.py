@@ -48,6 +48,8 @@ from cryptolab.cache.channels import (
     finals_channel,
     latest_key,
     recent_key,
+    series_of,
+    series_pattern,
     ttl_ms_for,
     updates_channel,
 )
@@ -69,6 +71,8 @@ __all__ = [
     "latest_key",
     "open_cache",
     "recent_key",
+    "series_of",
+    "series_pattern",
     "ttl_ms_for",
     "updates_channel",
 ]

@@ -25,6 +25,10 @@ Keys and channels (``{symbol}`` and ``{interval}`` as stored, e.g. ``BTC-USD`` a
 ``cryptolab:alerts`` (channel)
     Alerts as JSON (:func:`~cryptolab.models.encode_alert`).
 
+A symbol may hold colons (``BINANCE:BTC-USDT``, see :mod:`cryptolab.models.venues`) and an
+interval never does, so a series' name splits into its parts at its fixed prefix and its
+*last* colon (:func:`series_of`); never split one on every ``:``.
+
 Pub/sub delivery is best effort and at least once (a publish retried after a
 lost connection may be delivered twice): subscribers should key updates by
 ``(symbol, interval, window_start)`` and keep the highest ``revision``.
@@ -35,6 +39,7 @@ from __future__ import annotations
 import functools
 from typing import Final, Protocol, runtime_checkable
 
+from cryptolab.errors import ValidationError
 from cryptolab.models import parse_interval
 
 __all__ = [
@@ -44,6 +49,8 @@ __all__ = [
     "finals_channel",
     "latest_key",
     "recent_key",
+    "series_of",
+    "series_pattern",
     "ttl_ms_for",
     "updates_channel",
 ]
@@ -96,6 +103,66 @@ def finals_channel(symbol: str, interval: str) -> str:
     'cryptolab:finals:ETH-USD:1m'
     """
     return f"cryptolab:finals:{symbol}:{interval}"
+
+
+#: The prefixes of the per-series keys and channels, by kind.
+_SERIES_PREFIXES: Final = {
+    "latest": "cryptolab:latest:",
+    "recent": "cryptolab:recent:",
+    "candles": "cryptolab:candles:",
+    "finals": "cryptolab:finals:",
+}
+
+
+def series_of(name: str | bytes) -> tuple[str, str, str]:
+    """``(kind, symbol, interval)`` of a per-series key or channel name.
+
+    ``kind`` is ``"latest"``, ``"recent"`` (keys), ``"candles"`` or ``"finals"``
+    (channels). The symbol is everything between the kind's prefix and the last colon,
+    so venue symbols (``BINANCE:BTC-USDT``) come back whole.
+
+    Raises
+    ------
+    ValidationError
+        For a name that is not a per-series key or channel (``cryptolab:alerts``...).
+
+    Examples
+    --------
+    >>> series_of(updates_channel("BINANCE:BTC-USDT", "1m"))
+    ('candles', 'BINANCE:BTC-USDT', '1m')
+    >>> series_of(b"cryptolab:latest:BTC-USD:5m")
+    ('latest', 'BTC-USD', '5m')
+    >>> series_of("cryptolab:alerts")
+    Traceback (most recent call last):
+    ...
+    cryptolab.errors.ValidationError: invalid 'channel': 'cryptolab:alerts' is not a per-series key or channel
+    """
+    text = name.decode("utf-8", "replace") if isinstance(name, bytes | bytearray) else name
+    for kind, prefix in _SERIES_PREFIXES.items():
+        if text.startswith(prefix):
+            symbol, sep, interval = text[len(prefix):].rpartition(":")
+            if sep and symbol and interval:
+                return kind, symbol, interval
+    raise ValidationError("channel", f"{text!r} is not a per-series key or channel")
+
+
+def series_pattern(kind: str = "candles", *, venue: str | None = None, interval: str = "*") -> str:
+    """A glob (``PSUBSCRIBE``, ``SCAN MATCH``) for the series of one kind, venue and interval.
+
+    With ``venue`` only that venue's series match; without, every series matches,
+    venue-less or not.
+
+    Examples
+    --------
+    >>> series_pattern(venue="BINANCE", interval="1m")
+    'cryptolab:candles:BINANCE:*:1m'
+    >>> series_pattern("finals")
+    'cryptolab:finals:*:*'
+    """
+    prefix = _SERIES_PREFIXES.get(kind)
+    if prefix is None:
+        raise ValidationError("kind", f"{kind!r} is not one of {sorted(_SERIES_PREFIXES)}")
+    return f"{prefix}{venue}:*:{interval}" if venue else f"{prefix}*:{interval}"
 
 
 @functools.lru_cache(maxsize=64)

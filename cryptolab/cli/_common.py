@@ -12,7 +12,8 @@ from cryptolab.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.store import Store
 
-__all__ = ["GET_DATA", "add_service_flags", "open_existing_store", "settings_from_args", "sqlite_file"]
+__all__ = ["GET_DATA", "add_composite_flag", "add_service_flags", "open_existing_store", "settings_from_args",
+           "sqlite_file", "with_composites"]
 
 #: How to put data in the default store, for messages about an empty or missing one.
 GET_DATA = "`cryptolab demo` or `cryptolab replay FILE` fills it"
@@ -83,3 +84,22 @@ def open_existing_store(settings: Settings) -> Store:
         store.close()
         raise ConfigError(f"no data: {store.url} has no cryptolab tables ({GET_DATA})")
     return store
+
+
+def add_composite_flag(parser: argparse.ArgumentParser) -> None:
+    """``--composite NAME[=SYMBOL,...]`` (repeatable): a cross-venue series beside the venue series."""
+    parser.add_argument(
+        "--composite", action="append", metavar="NAME[=SYM,...]",
+        help="also build the venue-less series NAME from every venue's trades of the pair NAME "
+             "(e.g. BTC-USD: BINANCE:BTC-USD, COINBASE:BTC-USD...), or from the symbols given "
+             "after '=' (e.g. BTC-USD=BINANCE:BTC-USDT,COINBASE:BTC-USD); repeatable")
+
+
+def with_composites(source: Any, args: argparse.Namespace) -> Any:
+    """``source`` wrapped for the ``--composite`` flags given (unchanged without any)."""
+    specs = getattr(args, "composite", None)
+    if not specs:
+        return source
+    from cryptolab.sources.composite import with_composite
+
+    return with_composite(source, specs)

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from cryptolab.cli._common import GET_DATA, settings_from_args, sqlite_file
+from cryptolab.models.venues import split_venue
 
 __all__ = ["register", "run"]
 
@@ -25,7 +26,8 @@ def register(sub: Any) -> None:
         description=(
             "init: create or upgrade the schema (idempotent; on PostgreSQL, candles becomes a "
             "TimescaleDB hypertable when the extension is available). info: backend, schema "
-            "version, row counts, candle series and consumer progress."
+            "version, row counts, venues (symbols and candles per venue; venue-less symbols as "
+            "'(no venue)'), candle series and consumer progress."
         ),
     )
     actions = p.add_subparsers(dest="db_action", required=True, metavar="ACTION")
@@ -74,12 +76,24 @@ def _print_info(info: dict[str, Any]) -> None:
     print(f"schema      v{info['schema_version']}")
     print(f"rows        candles {info['candles']:,}  alerts {info['alerts']:,}  "
           f"late ticks {info['late_ticks']:,}")
+    _print_venues(info.get("venues", []))
     print(f"series      {len(info['series'])}")
+    width = max([16, *(len(s["symbol"]) for s in info["series"])])
     for s in info["series"]:
-        print(f"  {s['symbol']:<16} {s['interval']:<5} {s['candles']:>10,} candles  "
+        print(f"  {s['symbol']:<{width}} {s['interval']:<5} {s['candles']:>10,} candles  "
               f"{s['first']} .. {s['last']}")
     print(f"progress    {len(info['progress'])} partition(s)")
     for p in info["progress"]:
         print(f"  group {p['group']} topic {p['topic']} partition {p['partition']}: "
               f"next offset {p['offset']:,}, watermark {p['watermark'] or '-'}, "
               f"updated {p['updated_at']}")
+
+
+def _print_venues(venues: list[dict[str, Any]]) -> None:
+    """One line per venue (``VENUE:BASE-QUOTE`` symbols); the venue-less symbols last."""
+    named = sum(1 for v in venues if v["venue"] is not None)
+    print(f"venues      {named}" + (" (and venue-less symbols)" if named < len(venues) else ""))
+    for v in venues:
+        pairs = [split_venue(s)[1] for s in v["symbols"]]
+        print(f"  {v['venue'] or '(no venue)':<16} {len(v['symbols']):>3} symbol(s) {v['series']:>4} series "
+              f"{v['candles']:>10,} candles  {', '.join(pairs)}")

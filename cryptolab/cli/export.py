@@ -31,13 +31,21 @@ def register(sub: Any) -> None:
     p.add_argument("--start", help="window_start >= this (ISO-8601, e.g. 2024-01-01T00:00Z, or epoch ms)")
     p.add_argument("--end", help="window_start < this (ISO-8601 or epoch ms)")
     p.add_argument("--out", required=True, metavar="FILE.csv",
-                   help="output file (written atomically), or - for standard output")
+                   help="output file (written atomically), or - for standard output; a name holding "
+                        "{symbol} and/or {interval} writes one file per series, e.g. "
+                        "'out/{symbol}_{interval}.csv' (':' in a symbol is written '~', '/' '+')")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Export; print the row count to standard error; return the exit code."""
     settings = settings_from_args(args)
+    if "{" in args.out:
+        with open_existing_store(settings) as store:
+            files = store.export_series(args.out, args.what, symbol=args.symbol, interval=args.interval,
+                                        start=args.start, end=args.end, progress=True)
+        print(f"wrote {sum(files.values()):,} {args.what} to {len(files)} file(s)", file=sys.stderr)
+        return 0
     with open_existing_store(settings) as store:
         target: Any = sys.stdout if args.out == "-" else args.out
         kwargs = {"symbol": args.symbol, "interval": args.interval, "start": args.start, "end": args.end}

@@ -12,6 +12,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from cryptolab.cli._common import add_composite_flag, with_composites
 from cryptolab.errors import ConfigError
 
 __all__ = ["register", "run"]
@@ -55,6 +56,7 @@ def register(sub: Any) -> None:
     lim.add_argument("--ticks", type=int, metavar="N", help="stop after N ticks")
     lim.add_argument("--rate", type=float, metavar="R", help="send at most R ticks per second")
     lim.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_composite_flag(p)
 
     syn = p.add_argument_group("synthetic")
     syn.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -221,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     """Produce until the source ends, a limit is reached, or SIGINT/SIGTERM."""
     _check_limits(args)
     settings = _settings(args)
-    source = _source(args, settings)
+    source = with_composites(_source(args, settings), args)
     to_kafka = args.to == "kafka"
     if to_kafka and settings.embedded_kafka:
         print(f"cryptolab produce: note: {_EMBEDDED_NOTE}", file=sys.stderr)

@@ -25,16 +25,35 @@ Examples
 'BTC/USDT'
 >>> venue_of("ETH-USD") is None
 True
+
+In file names a symbol is written with ``~`` for ``:`` and ``+`` for ``/``
+(:func:`file_symbol`): Windows allows neither ``:`` nor ``/`` in a name, and
+neither ``~`` nor ``+`` is in a symbol, so the mapping is one to one.
+
+>>> file_symbol("BINANCE:BTC-USDT"), symbol_from_file("BINANCE~BTC-USDT")
+('BINANCE~BTC-USDT', 'BINANCE:BTC-USDT')
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from cryptolab.errors import ValidationError
 from cryptolab.models.wire import validate_symbol
 
-__all__ = ["VENUE_ALIASES", "market_symbol", "pair_symbol", "split_venue", "venue_name", "venue_of", "venue_symbol"]
+__all__ = [
+    "VENUE_ALIASES",
+    "by_venue",
+    "file_symbol",
+    "market_symbol",
+    "pair_symbol",
+    "split_venue",
+    "symbol_from_file",
+    "venue_name",
+    "venue_of",
+    "venue_symbol",
+]
 
 #: ccxt exchange ids that name the same venue as another id: id -> venue name.
 VENUE_ALIASES: Final[dict[str, str]] = {
@@ -106,7 +125,13 @@ def split_venue(symbol: str) -> tuple[str | None, str]:
 
 
 def venue_of(symbol: str) -> str | None:
-    """The venue of a symbol, or None when it has none."""
+    """The venue of a symbol, or None when it has none.
+
+    Examples
+    --------
+    >>> venue_of("BINANCE:BTC-USDT"), venue_of("BTC-USD")
+    ('BINANCE', None)
+    """
     return split_venue(symbol)[0]
 
 
@@ -124,3 +149,47 @@ def market_symbol(symbol: str) -> str:
     if not sep:
         raise ValidationError("symbol", f"{symbol!r} is not [VENUE:]BASE-QUOTE")
     return f"{base}/{quote}:{settle}" if dot else f"{base}/{quote}"
+
+
+def by_venue(symbols: Iterable[str]) -> dict[str | None, list[str]]:
+    """Symbols grouped by venue: venues in alphabetical order, venue-less ones (key None) last.
+
+    Each group keeps the symbols' first-seen order, duplicates dropped.
+
+    Examples
+    --------
+    >>> by_venue(["COINBASE:BTC-USD", "BTC-USD", "BINANCE:BTC-USDT", "BINANCE:ETH-USDT"])
+    {'BINANCE': ['BINANCE:BTC-USDT', 'BINANCE:ETH-USDT'], 'COINBASE': ['COINBASE:BTC-USD'], None: ['BTC-USD']}
+    """
+    groups: dict[str | None, dict[str, None]] = {}
+    for symbol in symbols:
+        groups.setdefault(venue_of(symbol), {})[symbol] = None
+    order = sorted(v for v in groups if v is not None) + ([None] if None in groups else [])
+    return {v: list(groups[v]) for v in order}
+
+
+#: Characters of a symbol that file names cannot hold, and what stands for them.
+_FILE_SAFE: Final = str.maketrans({":": "~", "/": "+"})
+_FILE_BACK: Final = str.maketrans({"~": ":", "+": "/"})
+
+
+def file_symbol(symbol: str) -> str:
+    """A symbol as it may appear in a file name on every system (``:`` -> ``~``, ``/`` -> ``+``).
+
+    Examples
+    --------
+    >>> file_symbol("COINBASE:BTC-USD"), file_symbol("BTC/USD"), file_symbol("ETH-USD")
+    ('COINBASE~BTC-USD', 'BTC+USD', 'ETH-USD')
+    """
+    return validate_symbol(symbol).translate(_FILE_SAFE)
+
+
+def symbol_from_file(name: str) -> str:
+    """The symbol :func:`file_symbol` wrote as ``name``.
+
+    Examples
+    --------
+    >>> symbol_from_file("KRAKEN~ETH-EUR")
+    'KRAKEN:ETH-EUR'
+    """
+    return validate_symbol(name.translate(_FILE_BACK))

@@ -1,5 +1,9 @@
 """What leaves the store as a whole: CSV exports of candles and alerts, and ``info()``.
 
+:func:`export_series` writes one file per symbol and/or interval, named by a template;
+a symbol is written in a file name by :func:`cryptolab.models.venues.file_symbol`
+(``BINANCE:BTC-USDT`` -> ``BINANCE~BTC-USDT``: no ``:`` or ``/``, which Windows refuses).
+
 The functions take the store's :class:`~cryptolab.store.database.Database`;
 :class:`~cryptolab.store.Store` (written ``Store`` below) calls them.
 
@@ -25,14 +29,18 @@ import contextlib
 import csv
 import logging
 import os
+import string
+import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 
+from cryptolab.errors import ValidationError
 from cryptolab.models import iso_utc
+from cryptolab.models.venues import by_venue, file_symbol
 from cryptolab.store.queries import alerts_select
 from cryptolab.store.schema import (
     _C,
@@ -48,7 +56,7 @@ from cryptolab.store.times import TimeLike, normalise_interval, to_ms
 if TYPE_CHECKING:
     from cryptolab.store.database import Database
 
-__all__ = ["export_alerts", "export_candles", "info"]
+__all__ = ["export_alerts", "export_candles", "export_series", "info", "series_files", "venues"]
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +163,119 @@ def export_alerts(
     return _export(db, path, ALERT_CSV_COLUMNS, stmt, fmt, "export_alerts")
 
 
+def series_files(
+    db: Database,
+    template: str | os.PathLike[str],
+    what: str = "candles",
+    *,
+    symbol: str | None = None,
+    interval: str | None = None,
+) -> list[tuple[Path, dict[str, str]]]:
+    """The files a per-series export writes: ``(path, {"symbol": .., "interval": ..})`` each.
+
+    ``template`` holds ``{symbol}`` and/or ``{interval}`` (for example
+    ``exports/{symbol}_{interval}.csv``): one file per distinct value of what it holds,
+    among the stored ``what`` (``"candles"`` or ``"alerts"``) matching ``symbol`` and
+    ``interval``. ``{symbol}`` is written by :func:`~cryptolab.models.venues.file_symbol`.
+    The filters each file is exported with are the placeholders' values plus the
+    ``symbol``/``interval`` given.
+
+    Raises
+    ------
+    ValidationError
+        A template with neither placeholder, another placeholder, or bad braces.
+
+    Examples
+    --------
+    >>> from cryptolab.store import Store
+    >>> from cryptolab.models import Candle
+    >>> s = Store("sqlite://"); s.init()
+    >>> _ = s.commit_batch(group="g", topic="t", candles=[Candle(
+    ...     symbol=sym, interval="1m", window_start=60_000, window_end=120_000, open=1.0,
+    ...     high=1.0, low=1.0, close=1.0, volume=1.0, vwap=1.0, trades=1, first_ts=60_000,
+    ...     last_ts=60_000, high_ts=60_000, low_ts=60_000, final=True)
+    ...     for sym in ("BINANCE:BTC-USDT", "BTC-USD")])
+    >>> [(p.as_posix(), f) for p, f in series_files(s._db, "out/{symbol}.csv")]
+    [('out/BINANCE~BTC-USDT.csv', {'symbol': 'BINANCE:BTC-USDT'}), ('out/BTC-USD.csv', {'symbol': 'BTC-USD'})]
+    >>> series_files(s._db, "out/all.csv")
+    Traceback (most recent call last):
+    ...
+    cryptolab.errors.ValidationError: invalid 'out': 'out/all.csv' holds neither {symbol} nor {interval}
+    """
+    text = os.fspath(template)
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError as exc:
+        raise ValidationError("out", f"{text!r}: {exc}") from None
+    if fields - {"symbol", "interval"}:
+        raise ValidationError("out", f"{text!r}: only {{symbol}} and {{interval}} may be used, "
+                                     f"not {sorted(fields - {'symbol', 'interval'})}")
+    if not fields:
+        raise ValidationError("out", f"{text!r} holds neither {{symbol}} nor {{interval}}")
+    if what not in ("candles", "alerts"):
+        raise ValidationError("what", f"{what!r} is not candles or alerts")
+    table = candles_table if what == "candles" else alerts_table
+    keys = [k for k in ("symbol", "interval") if k in fields]
+    stmt = sa.select(*(table.c[k] for k in keys)).distinct().order_by(*(table.c[k] for k in keys))
+    if symbol is not None:
+        stmt = stmt.where(table.c.symbol == symbol)
+    if interval is not None:
+        stmt = stmt.where(table.c.interval == normalise_interval(interval))
+    with db.errors("export"), db.read() as conn:
+        rows = conn.execute(stmt).all()
+    out: list[tuple[Path, dict[str, str]]] = []
+    for row in rows:
+        values = dict(zip(keys, row, strict=True))
+        shown = {**values, **({"symbol": file_symbol(values["symbol"])} if "symbol" in values else {})}
+        out.append((Path(text.format_map(shown)), values))
+    return out
+
+
+def export_series(
+    db: Database,
+    template: str | os.PathLike[str],
+    what: str = "candles",
+    *,
+    symbol: str | None = None,
+    interval: str | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    progress: bool = False,
+) -> dict[Path, int]:
+    """Write one CSV per file of :func:`series_files`; return the rows written per file.
+
+    Each file is written like :func:`export_candles` / :func:`export_alerts` (atomically),
+    with the file's symbol and/or interval and ``start``/``end``. ``progress`` shows a
+    progress bar (tqdm, on standard error). :meth:`Store.export_series
+    <cryptolab.store.Store.export_series>` calls it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from cryptolab.models import Candle
+    >>> from cryptolab.store import Store
+    >>> with Store("sqlite://") as s:
+    ...     s.init()
+    ...     _ = s.commit_batch(group="g", topic="t", candles=[Candle(
+    ...         symbol="COINBASE:BTC-USD", interval="1m", window_start=60_000, window_end=120_000,
+    ...         open=1, high=1, low=1, close=1, volume=1, vwap=1, trades=1, first_ts=60_000,
+    ...         last_ts=60_000, high_ts=60_000, low_ts=60_000, final=True)])
+    ...     written = s.export_series(tempfile.mkdtemp() + "/{symbol}_{interval}.csv")
+    >>> [(p.name, n) for p, n in written.items()]
+    [('COINBASE~BTC-USD_1m.csv', 1)]
+    """
+    files: Iterable[tuple[Path, dict[str, str]]] = series_files(
+        db, template, what, symbol=symbol, interval=interval)
+    if progress:
+        from tqdm import tqdm
+
+        files = tqdm(files, desc=f"export {what}", unit=" files", file=sys.stderr, mininterval=0.5)
+    write = export_candles if what == "candles" else export_alerts
+    return {path: write(db, path, symbol=f.get("symbol", symbol), interval=f.get("interval", interval),
+                        start=start, end=end)
+            for path, f in files}
+
+
 def _export(
     db: Database,
     path: str | os.PathLike[str] | IO[str],
@@ -227,6 +348,7 @@ def info(db: Database, version: int | None, timescale: bool) -> dict[str, Any]:
              "last": iso_utc(int(hi))}
             for s, i, n, lo, hi in series
         ]
+        out["venues"] = venues(out["series"])
         pc = progress_table.c
         rows = conn.execute(
             sa.select(pc.group_id, pc.topic, pc.partition, pc.offset, pc.watermark_ms,
@@ -239,4 +361,26 @@ def info(db: Database, version: int | None, timescale: bool) -> dict[str, Any]:
              "updated_at": iso_utc(int(u))}
             for g, t, p, o, w, u in rows
         ]
+    return out
+
+
+def venues(series: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Series grouped by venue (``info()["venues"]``): venues A-Z, then the venue-less (``None``).
+
+    Each entry: ``venue``, ``symbols`` (sorted), ``series`` and ``candles`` (counts).
+
+    Examples
+    --------
+    >>> venues([{"symbol": "BTC-USD", "candles": 3}, {"symbol": "BINANCE:BTC-USDT", "candles": 5},
+    ...         {"symbol": "BINANCE:BTC-USDT", "candles": 1}])  # doctest: +NORMALIZE_WHITESPACE
+    [{'venue': 'BINANCE', 'symbols': ['BINANCE:BTC-USDT'], 'series': 2, 'candles': 6},
+     {'venue': None, 'symbols': ['BTC-USD'], 'series': 1, 'candles': 3}]
+    """
+    groups = by_venue(sorted(s["symbol"] for s in series))
+    out = []
+    for venue, symbols in groups.items():
+        names = set(symbols)
+        members = [s for s in series if s["symbol"] in names]
+        out.append({"venue": venue, "symbols": symbols, "series": len(members),
+                    "candles": sum(int(s["candles"]) for s in members)})
     return out

@@ -20,6 +20,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.engine import URL, Connection, Engine
@@ -472,6 +473,20 @@ class Store:
             self._db, path, symbol=symbol, interval=interval, start=start, end=end,
             detector=detector,
         )
+
+    def export_series(
+        self,
+        template: str | os.PathLike[str],
+        what: Literal["candles", "alerts"] = "candles",
+        *,
+        symbol: str | None = None,
+        interval: str | None = None,
+        start: TimeLike | None = None, end: TimeLike | None = None, progress: bool = False,
+    ) -> dict[Path, int]:
+        """Write one CSV per symbol and/or interval named by ``template`` (``"out/{symbol}_{interval}.csv"``);
+        return the rows written per file. See :func:`cryptolab.store.export.export_series`."""
+        return export.export_series(self._db, template, what, symbol=symbol, interval=interval,
+                                    start=start, end=end, progress=progress)
 
 
 # --------------------------------------------------------------------------- module level

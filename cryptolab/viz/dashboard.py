@@ -34,6 +34,7 @@ from bokeh.models.widgets.tables import DataTable, HTMLTemplateFormatter, TableC
 
 from cryptolab.errors import CryptolabError
 from cryptolab.models import Alert, Candle, iso_utc, parse_interval
+from cryptolab.models.venues import by_venue, split_venue
 from cryptolab.viz.chart import CandleChart
 from cryptolab.viz.figure import DOWN_COLOR, SEVERITY_COLORS, UP_COLOR
 
@@ -49,6 +50,7 @@ __all__ = [
     "price_card",
     "price_change",
     "serve_dashboard",
+    "symbol_options",
 ]
 
 log = logging.getLogger(__name__)
@@ -245,7 +247,7 @@ class _Page:
         self.header = Div(text="", sizing_mode="stretch_width", name="header")
         self.cards = Div(text="", sizing_mode="stretch_width", name="price_cards")
         self.symbol_select = Select(title="Symbol", value=chart.symbol,
-                                    options=_options(chart.symbols), width=170,
+                                    options=symbol_options(chart.symbols), width=170,
                                     name="symbol_select")
         self.interval_select = Select(title="Interval", value=chart.interval,
                                       options=_options(chart.intervals), width=110,
@@ -320,7 +322,7 @@ class _Page:
         found = [s for s in self.discover(chart.interval) if s not in chart.symbols]
         if found:
             chart.symbols.extend(found)
-            self.symbol_select.options = _options(chart.symbols)
+            self.symbol_select.options = symbol_options(chart.symbols)
         if not chart.symbol and chart.symbols:
             chart.set_series(chart.symbols[0], chart.interval)
             self.symbol_select.value = chart.symbol
@@ -440,3 +442,25 @@ def _free_port(address: str) -> int:
 
 def _options(values: Sequence[str]) -> list[str | tuple[Any, str]]:
     return list(values)
+
+
+def symbol_options(symbols: Sequence[str]) -> list[str | tuple[Any, str]] | dict[str, list[str | tuple[Any, str]]]:
+    """The symbol picker's choices: a plain list, or grouped by venue when a symbol has one.
+
+    Grouped, each venue is a group of ``(symbol, pair)`` choices (the picker shows the
+    pair under its venue's heading and selects the whole symbol); venue-less symbols are
+    in the group ``"no venue"``.
+
+    Examples
+    --------
+    >>> symbol_options(["BTC-USD", "ETH-USD"])
+    ['BTC-USD', 'ETH-USD']
+    >>> symbol_options(["COINBASE:BTC-USD", "BINANCE:BTC-USDT", "BTC-USD"])  # doctest: +NORMALIZE_WHITESPACE
+    {'BINANCE': [('BINANCE:BTC-USDT', 'BTC-USDT')], 'COINBASE': [('COINBASE:BTC-USD', 'BTC-USD')],
+     'no venue': [('BTC-USD', 'BTC-USD')]}
+    """
+    groups = by_venue(symbols)
+    if list(groups) in ([], [None]):
+        return list(symbols)
+    return {venue or "no venue": [(sym, split_venue(sym)[1]) for sym in members]  # (value, label)
+            for venue, members in groups.items()}
