@@ -61,6 +61,14 @@ log = logging.getLogger(__name__)
 _FATAL: Final = ("BadSymbol", "BadRequest", "NotSupported", "AuthenticationError", "PermissionDenied")
 
 
+def _connected(ex: Any) -> bool:
+    """Whether every websocket connection of a ccxt.pro exchange is up."""
+    clients = list(getattr(ex, "clients", {}).values())
+    return bool(clients) and all(
+        c.connected is not None and c.connected.done() and c.connected.exception() is None
+        for c in clients)
+
+
 def _markets(symbols: str | Sequence[str]) -> list[str]:
     items = symbols.split(",") if isinstance(symbols, str) else list(symbols)
     out = []
@@ -96,6 +104,9 @@ class CcxtTrades:
         Stop after this many seconds.
     page_limit, max_pages
         Trades per REST request, and requests per repair.
+    repair_wait
+        After a reconnection, repair at the first live trade or, on a quiet market,
+        once connected for this many seconds (time for the subscription to take).
     options
         Extra ccxt constructor options (merged into the defaults).
     on_gap
@@ -122,6 +133,7 @@ class CcxtTrades:
         duration: float | None = None,
         page_limit: int = 1000,
         max_pages: int = 100,
+        repair_wait: float = 1.0,
         options: dict[str, Any] | None = None,
         on_gap: Callable[[TradeGap], None] | None = None,
         seed: int | None = None,
@@ -141,6 +153,7 @@ class CcxtTrades:
         self.max_reconnects = max_reconnects
         self.duration = duration
         self.page_limit, self.max_pages = page_limit, max_pages
+        self.repair_wait = float(repair_wait)
         self.options = self._default_options(exchange, options)
         self.on_gap = on_gap
         self.stats = SourceStats()
@@ -322,8 +335,22 @@ class CcxtTrades:
         resumed_after: int | None = None  # last_ts when the stream dropped, until repaired
         anchored = True
         while not self._stop.is_set():
+            watch: asyncio.Future[Any] | None = None
             try:
-                trades = await ex.watch_trades(market)
+                if resumed_after is None:
+                    # awaited inline: ccxt registers the next notification before any other
+                    # callback runs, so none is missed between two batches
+                    trades = await ex.watch_trades(market)
+                else:
+                    watch = asyncio.ensure_future(ex.watch_trades(market))
+                    await asyncio.wait({watch}, timeout=self.repair_wait)
+                    if not watch.done() and _connected(ex):
+                        # a quiet market: repair once the stream is back, without a trade
+                        await self._catch_up(ex, market, symbol, resumed_after, anchored, None,
+                                             seen, events)
+                        resumed_after = None
+                        self._drain(ex, market, symbol, seen, events)
+                    trades = await watch
             except ccxt.BaseError as exc:
                 kind = type(exc).__name__
                 if kind in _FATAL:
@@ -343,6 +370,9 @@ class CcxtTrades:
                 self.stats.reconnects += 1
                 self.stats.retries += 1
                 continue
+            finally:
+                if watch is not None and not watch.done():
+                    watch.cancel()
             failures = 0
             batches += 1
             ticks = self._convert(trades, symbol, f"{market} batch {batches}", events)
@@ -350,9 +380,30 @@ class CcxtTrades:
                 await self._catch_up(ex, market, symbol, resumed_after, anchored, ticks[0].ts_ms,
                                      seen, events)
                 resumed_after = None
-            fresh = self._fresh(ticks, seen)
-            if fresh:
-                events.put(("ticks", fresh))
+                self._emit(self._fresh(ticks, seen), events)
+                self._drain(ex, market, symbol, seen, events)
+                continue
+            self._emit(self._fresh(ticks, seen), events)
+
+    @staticmethod
+    def _emit(ticks: list[Tick], events: queue.SimpleQueue[tuple[str, Any]]) -> None:
+        if ticks:
+            events.put(("ticks", ticks))
+
+    def _drain(self, ex: Any, market: str, symbol: str, seen: SeenTrades,
+               events: queue.SimpleQueue[tuple[str, Any]]) -> None:
+        """Deliver what ccxt's trade cache holds that was not delivered yet: the trades that
+        arrived while a repair awaited REST, whose notification found no waiting watch."""
+        cached = list((getattr(ex, "trades", None) or {}).get(market) or [])
+        fresh = []
+        for trade in cached:
+            try:
+                tick = ccxt_tick(trade, symbol, self.exchange)
+            except ValidationError:
+                continue  # reported when its batch comes
+            if seen.fresh(tick.ts_ms, trade_key(tick)):
+                fresh.append(tick)
+        self._emit(fresh, events)
 
     def _clock_ms(self) -> int:
         """The exchange's time as far as this source knows: its latest trade on any market
@@ -361,12 +412,13 @@ class CcxtTrades:
         return max(latest) if latest else int(time.time() * 1000)
 
     async def _catch_up(self, ex: Any, market: str, symbol: str, last_ts: int, anchored: bool,
-                        first_live_ts: int, seen: SeenTrades,
+                        first_live_ts: int | None, seen: SeenTrades,
                         events: queue.SimpleQueue[tuple[str, Any]]) -> None:
-        """Deliver the trades missed between ``last_ts`` and the stream's return; record
-        what cannot be recovered as a gap."""
+        """Deliver the trades missed between ``last_ts`` and the stream's return (the first
+        live trade, or now); record what cannot be recovered as a gap."""
+        end = first_live_ts if first_live_ts is not None else max(last_ts, self._clock_ms())
         if not self.repair:
-            gap: TradeGap | None = TradeGap(symbol, last_ts, first_live_ts, "repair is off", self.exchange)
+            gap: TradeGap | None = TradeGap(symbol, last_ts, end, "repair is off", self.exchange)
         else:
             rep = await fetch_missed(ex, market, last_ts, symbol=symbol, source=self.exchange,
                                      anchored=anchored, limit=self.page_limit,
@@ -377,7 +429,7 @@ class CcxtTrades:
             self.stats.repaired += len(fresh)
             if fresh:
                 events.put(("ticks", fresh))
-            gap = gap_of(rep, last_ts, first_live_ts, symbol=symbol, source=self.exchange)
+            gap = gap_of(rep, last_ts, end, symbol=symbol, source=self.exchange)
         if gap is not None:
             self.stats.gaps += 1
             log.warning("%s: trades between %d and %d may be missing: %s", symbol, gap.start_ms,

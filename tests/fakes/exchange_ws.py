@@ -8,8 +8,8 @@ history of the same tape, so ccxt's ``watch_trades`` and ``fetch_trades`` see on
 Protocols, as ccxt.pro uses them:
 
 ``binance`` (spot, and USD-M futures for ``binanceusdm``)
-    ccxt connects to ``/ws/<n>`` (raw payloads; ``/stream`` paths get the combined
-    ``{"stream":..., "data":...}`` wrapper), sends ``{"method":"SUBSCRIBE","params":
+    ccxt connects to ``/ws/<n>`` (raw payloads; a path ending in ``/stream`` gets the
+    combined ``{"stream":..., "data":...}`` wrapper), sends ``{"method":"SUBSCRIBE","params":
     ["nknusdt@aggTrade"],"id":N}`` and gets ``{"result":null,"id":N}``. REST:
     ``/api/v3/exchangeInfo``, ``/fapi/v1/exchangeInfo``, ``/dapi/v1/exchangeInfo``,
     ``/api/v3/aggTrades`` and ``/fapi/v1/aggTrades`` (``symbol``, ``startTime``,
@@ -110,7 +110,8 @@ def _split_pair(market_id: str) -> tuple[str, str]:
 @dataclass
 class StandInExchange(LoopServer):
     """See the module docs. ``expect`` is how many subscribed streams to wait for before
-    publishing (after every reconnection too); ``hold_open`` keeps connections open once
+    publishing (after every reconnection too); ``markets`` lists market ids beyond those
+of the tape's trades; ``hold_open`` keeps connections open once
     the tape is done (else they are closed normally)."""
 
     _what = "stand-in exchange"
@@ -118,6 +119,7 @@ class StandInExchange(LoopServer):
     protocol: str
     tape: Sequence[TapeTrade]
     expect: int = 1
+    markets: Sequence[str] = ()
     drop_after: int | None = None
     drops: int = 1
     missed: int = 0
@@ -140,6 +142,12 @@ class StandInExchange(LoopServer):
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self._port}"
+
+    @property
+    def spot_ws_url(self) -> str:
+        """The websocket base for ccxt's ``binance`` (spot): ccxt tells a spot connection by
+        ``/stream`` in its URL (``wss://stream.binance.com``), so the prefix keeps one there."""
+        return f"{self.url}/stream"
 
     @property
     def api_url(self) -> str:
@@ -174,7 +182,7 @@ class StandInExchange(LoopServer):
             pass  # the drops this stand-in makes
 
     def _frame(self, client: WsClient, trade: TapeTrade) -> str:
-        if self.protocol == "binance" and "/stream" in client.path:
+        if self.protocol == "binance" and client.path.split("?")[0].rstrip("/").endswith("/stream"):
             return json.dumps({"stream": trade.stream, "data": trade.payload})
         return json.dumps(trade.payload)
 
@@ -217,6 +225,9 @@ class StandInExchange(LoopServer):
 
     # -- REST -------------------------------------------------------------------------------
 
+    def _market_ids(self) -> list[str]:
+        return sorted({t.market_id for t in self.tape} | set(self.markets))
+
     def _history(self, market_id: str) -> list[TapeTrade]:
         """The trades of a market that happened so far, as far back as REST reaches."""
         trades = [t for t in self.tape[: self._cursor] if t.market_id == market_id]
@@ -225,7 +236,7 @@ class StandInExchange(LoopServer):
         return trades
 
     def _binance_markets(self, futures: bool) -> list[dict[str, Any]]:
-        ids = sorted({t.market_id for t in self.tape})
+        ids = self._market_ids()
         out = []
         for mid in ids:
             base, quote = _split_pair(mid)
@@ -279,7 +290,7 @@ class StandInExchange(LoopServer):
                               "margin_enabled": False, "post_only": False, "limit_only": False,
                               "cancel_only": False, "status": "online", "status_message": "",
                               "trading_disabled": False, "auction_mode": False}
-                             for mid in sorted({t.market_id for t in self.tape})]
+                             for mid in self._market_ids()]
             if path == "/currencies":
                 return 200, []
             parts = path.strip("/").split("/")
