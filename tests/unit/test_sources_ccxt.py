@@ -34,7 +34,7 @@ def ws_dir(request) -> Path:
     return request.getfixturevalue("shared_data") / "ws"
 
 
-def wait_for(cond, timeout=20.0) -> bool:
+def wait_for(cond, timeout=120.0) -> bool:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -65,7 +65,7 @@ class Consumer:
         assert not self.thread.is_alive(), "iter_ticks() did not return after stop()"
 
 
-def run_until(src, server, n, *, timeout=20.0):
+def run_until(src, server, n, *, timeout=120.0):
     """Consume until ``n`` ticks arrived and the stand-in published its whole tape; stop."""
     c = Consumer(src)
     ok = wait_for(lambda: (server.done and len(c.got) >= n) or c.errors or not c.thread.is_alive(), timeout)
