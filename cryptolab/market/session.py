@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 _BATCH: Final = 1_000
 #: Recent alerts kept on the handle (the store keeps them all).
 _RECENT_ALERTS: Final = 200
+#: The embedded mock cluster lets a member that left go only after its session times out: the
+#: member that drains the topic at stop would wait that long for its partitions.
+_EMBEDDED_CONSUMER: Final = {"session.timeout.ms": 3_000, "heartbeat.interval.ms": 500}
 
 
 @dataclass
@@ -216,7 +219,8 @@ class LiveSession:
             self._state = "backfilling"
             self.backfill_report = self.feed.backfill(s, self.store_url)
         self.pipeline = CandlePipeline(s, store=store, cache=self._cache, batch_timeout=0.1,
-                                       on_commit=self._tally.on_commit)
+                                       on_commit=self._tally.on_commit,
+                                       consumer_overrides=_EMBEDDED_CONSUMER if s.embedded_kafka else None)
         self._started_at = time.monotonic()
         for target, name in ((self._produce, "cryptolab-live-source"), (self._consume, "cryptolab-live-pipeline")):
             t = threading.Thread(target=target, name=name, daemon=True)
