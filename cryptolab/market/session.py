@@ -441,8 +441,13 @@ class LiveSession:
         return interval or self.intervals[0]
 
     def _reader(self) -> Store:
+        """The store the handle reads (opened again after :meth:`close`: the candles stay)."""
         if self._store is None:
-            raise CryptolabError("the session was not started (or is closed)")
+            if not self._threads:
+                raise CryptolabError("the session was not started: call start()")
+            from cryptolab.store import Store
+
+            self._store = Store.from_settings(self.settings)
         return self._store
 
     def history(self, symbol: str | None = None, interval: str | None = None, start: Any = None,
