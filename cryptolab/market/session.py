@@ -138,16 +138,17 @@ class LiveSession:
     settings
         Services and intervals; the session uses a topic and group of its own.
     cache_name
-        The in-process cache's bus when no Redis is configured (``"default"`` is the one
-        ``CandleChart.live()`` and ``cryptolab.latest`` follow).
+        The in-process cache's bus when no Redis is configured: ``"default"`` (the one
+        ``CandleChart.live()`` and ``cryptolab.latest`` follow), except for a synthetic market,
+        which gets one of its own (its candles never mix with real ones).
     """
 
-    def __init__(self, feed: Feed, settings: Settings | None = None, *, cache_name: str = "default") -> None:
+    def __init__(self, feed: Feed, settings: Settings | None = None, *, cache_name: str | None = None) -> None:
         self.feed = feed
         self.settings = _session_settings(feed, settings or Settings.from_env())
         self.store_url = self.settings.resolved_store_url()
         self.intervals: tuple[str, ...] = self.settings.intervals
-        self.cache_name = cache_name
+        self.cache_name = cache_name or (f"live-{uuid.uuid4().hex[:8]}" if feed.own_store else "default")
         self.pipeline: CandlePipeline | None = None
         self.backfill_report: Any = None
         self._symbols: dict[str, None] = dict.fromkeys(feed.symbols)
