@@ -9,6 +9,9 @@ from cryptolab.api.encode import json_array
 from cryptolab.api.errors import ERROR_RESPONSES
 from cryptolab.api.params import (
     MAX_LIMIT,
+    DetectorQuery,
+    IntervalQuery,
+    SymbolQuery,
     detector_param,
     interval_param,
     reject_unknown_query,
@@ -28,9 +31,9 @@ router = APIRouter(prefix="/api/v1", tags=["alerts"], responses=ERROR_RESPONSES,
 @router.get("/alerts", response_model=AlertsOut, summary="Stored alerts")
 def alerts(
     state: State,
-    symbol: str | None = Query(None, description="only this symbol"),
-    interval: str | None = Query(None, description="only this interval"),
-    detector: str | None = Query(None, description="only this detector (rule, zscore, hst...)"),
+    symbol: SymbolQuery = None,
+    interval: IntervalQuery = None,
+    detector: DetectorQuery = None,
     start: str | None = Query(None, description="first window_start: ISO-8601 or epoch ms"),
     end: str | None = Query(None, description="end (exclusive) of window_start: ISO-8601 or epoch ms"),
     limit: int = Query(1000, ge=1, le=MAX_LIMIT, description="the most recent N"),

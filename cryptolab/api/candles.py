@@ -18,6 +18,8 @@ from cryptolab.api.encode import candles_from_frame, json_array
 from cryptolab.api.errors import ERROR_RESPONSES, ApiError
 from cryptolab.api.params import (
     MAX_LIMIT,
+    IntervalPath,
+    SymbolPath,
     interval_param,
     reject_unknown_query,
     symbol_param,
@@ -55,8 +57,8 @@ def symbols(state: State) -> Response:
             summary="Candle history from the store")
 def candles(
     state: State,
-    symbol: str,
-    interval: str,
+    symbol: SymbolPath,
+    interval: IntervalPath,
     start: str | None = Query(None, description="first window_start: ISO-8601 or epoch ms"),
     end: str | None = Query(None, description="end (exclusive) of window_start: ISO-8601 or epoch ms"),
     limit: int = Query(1000, ge=1, le=MAX_LIMIT, description="the most recent N of the range"),
@@ -86,7 +88,7 @@ def _latest(state: ApiState, symbol: str, interval: str) -> Candle | None:
 
 @router.get("/latest/{symbol:path}/{interval}", response_model=CandleOut,
             summary="The newest candle of a series")
-async def latest(symbol: str, interval: str, state: State) -> Response:
+async def latest(symbol: SymbolPath, interval: IntervalPath, state: State) -> Response:
     """The newest candle: from the cache, else the store's newest; 404 when there is none."""
     sym, iv = symbol_param(symbol), interval_param(interval)
     candle = await run_in_threadpool(_latest, state, sym, iv)

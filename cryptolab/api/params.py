@@ -19,8 +19,9 @@ cryptolab.errors.ValidationError: invalid 'interval': '7x' is not like 1m, 5m, 1
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+from fastapi import Path, Query
 from starlette.requests import HTTPConnection
 
 from cryptolab.errors import ValidationError
@@ -28,11 +29,16 @@ from cryptolab.models import interval_name, parse_interval, validate_symbol
 from cryptolab.models.time import parse_ts
 
 __all__ = [
+    "DetectorQuery",
+    "IntervalPath",
+    "IntervalQuery",
     "MAX_LIMIT",
     "MAX_SYMBOLS",
     "allowed_query",
     "detector_param",
     "interval_param",
+    "SymbolPath",
+    "SymbolQuery",
     "reject_unknown_query",
     "symbol_param",
     "symbols_param",
@@ -44,6 +50,30 @@ MAX_LIMIT: Final = 10_000
 #: The most symbols one WebSocket may follow.
 MAX_SYMBOLS: Final = 100
 _MAX_TEXT: Final = 64
+
+# What the schema says of the parameters (documentation only: the checks below give the
+# clearer errors, naming the parameter and the rule).
+_SYMBOL_SCHEMA: Final[dict[str, Any]] = {
+    "pattern": "^[A-Z0-9][A-Z0-9._/:-]{0,31}$", "maxLength": 32, "examples": ["BTC-USD"]}
+_INTERVAL_SCHEMA: Final[dict[str, Any]] = {
+    "pattern": "^[0-9]{1,9}(ms|s|m|h|d|w)$", "maxLength": 16, "examples": ["1m"]}
+_DETECTOR_SCHEMA: Final[dict[str, Any]] = {"pattern": "^[A-Za-z0-9_.-]{1,64}$", "examples": ["rule"]}
+_SYMBOL_TEXT: Final = "symbol, e.g. BTC-USD or BINANCE:BTC-USDT (':' may be sent as %3A)"
+_INTERVAL_TEXT: Final = "candle interval, e.g. 1m, 5m, 1h (dividing a day evenly, or whole days)"
+
+#: A path parameter holding a symbol.
+SymbolPath = Annotated[str, Path(description=_SYMBOL_TEXT, json_schema_extra=_SYMBOL_SCHEMA)]
+#: A path parameter holding an interval.
+IntervalPath = Annotated[str, Path(description=_INTERVAL_TEXT, json_schema_extra=_INTERVAL_SCHEMA)]
+#: An optional query parameter holding a symbol.
+SymbolQuery = Annotated[str | None, Query(description="only this " + _SYMBOL_TEXT,
+                                          json_schema_extra=_SYMBOL_SCHEMA)]
+#: An optional query parameter holding an interval.
+IntervalQuery = Annotated[str | None, Query(description="only this " + _INTERVAL_TEXT,
+                                            json_schema_extra=_INTERVAL_SCHEMA)]
+#: An optional query parameter holding a detector name.
+DetectorQuery = Annotated[str | None, Query(description="only this detector (rule, zscore, hst...)",
+                                            json_schema_extra=_DETECTOR_SCHEMA)]
 
 
 def _shown(text: str) -> str:
