@@ -12,12 +12,12 @@ A bad parameter is answered with one error frame (the API's error JSON) and clos
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 
+import anyio
 from fastapi import APIRouter, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
@@ -87,18 +87,20 @@ async def _pump(ws: WebSocket, client: Client) -> None:
         while (await ws.receive())["type"] != "websocket.disconnect":
             pass  # clients have nothing to say; their frames are read and ignored
 
-    tasks: list[asyncio.Task[object]] = [asyncio.ensure_future(c()) for c in (
-        send, receive, client.kicked.wait)]  # type: ignore[arg-type]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async with anyio.create_task_group() as tasks:
+
+        async def until_done(part: Callable[[], Awaitable[object]]) -> None:
+            # the first to end (client gone, send failed, or dropped as slow) ends them all
+            with contextlib.suppress(Exception):
+                await part()
+            tasks.cancel_scope.cancel()
+
+        for part in (send, receive, client.kicked.wait):
+            tasks.start_soon(until_done, part)
     if client.kicked.is_set():
         log.info("dropping a slow WebSocket client (%s)", ws.client)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(SLOW_CLIENT_CLOSE, "too slow: updates were queueing up"), 30.0)
+        with contextlib.suppress(Exception), anyio.move_on_after(30.0):
+            await ws.close(SLOW_CLIENT_CLOSE, "too slow: updates were queueing up")
 
 
 @router.websocket("/ws/candles")
