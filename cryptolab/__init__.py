@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "score_history": "cryptolab.anomaly",
     "CandleChart": "cryptolab.viz",
     "run_notebook": "cryptolab.reports.notebooks",
+    "live": "cryptolab.market.session",
 }
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "candles_from_ticks",
     "history",
     "latest",
+    "live",
     "run_notebook",
     "score_history",
 ]
@@ -80,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.candles.stream import CandleAggregator
     from cryptolab.config import Settings
     from cryptolab.errors import CryptolabError, ValidationError
+    from cryptolab.market.session import live
     from cryptolab.models import Alert, Candle, Tick
     from cryptolab.pipeline import CandlePipeline
     from cryptolab.producer import TickProducer

@@ -19,30 +19,30 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
-import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from confluent_kafka import Producer
 
 from cryptolab.config import Settings, redact_url
 from cryptolab.errors import ConfigError
 from cryptolab.kafka import producer_config
-from cryptolab.models import Alert, Tick, iso_utc, parse_interval
+from cryptolab.market.feeds import live_injections
+from cryptolab.models import Alert, iso_utc, parse_interval
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Sequence
 
-    from cryptolab.sources.synthetic import Injection
     from cryptolab.store import Store
 
 __all__ = ["DemoResult", "LiveDemo", "live_injections", "most_severe_first", "run_demo"]
+
+#: The simulated history a :class:`LiveDemo` starts with (sent at full speed).
+LIVE_DEMO_HISTORY_MS: Final = 3 * 3_600_000
 
 log = logging.getLogger(__name__)
 
@@ -146,18 +146,6 @@ class DemoResult:
         for name, path in self.outputs.items():
             lines.append(f"{name:<16} {path}")
         return "\n".join(lines)
-
-
-def _demo_settings(settings: Settings | None, out_dir: Path, db_name: str) -> tuple[Settings, str]:
-    """Settings of a live demo: a SQLite file of its own (unless a store is configured)."""
-    s = settings or Settings.from_env()
-    if not s.store_url:
-        db = out_dir / db_name
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(str(db) + suffix).unlink(missing_ok=True)
-        s = replace(s, store_url=f"sqlite:///{db.as_posix()}")
-    s = _own_topic(s)
-    return s, s.resolved_store_url()
 
 
 def _own_topic(s: Settings) -> Settings:
@@ -349,48 +337,12 @@ def _produce(s: Settings, market: Any, progress: bool) -> int:
     return produced
 
 
-#: How far ahead (simulated) :class:`LiveDemo` schedules its spikes and crashes.
-LIVE_INJECTION_HORIZON_MS: Final = 7 * 24 * 3_600_000
-#: The first injected move comes this long (simulated) after the live market starts.
-FIRST_INJECTION_MS: Final = 5 * _MINUTE
-
-
-def live_injections(symbols: Sequence[str], start_ms: int, every_s: float, *, seed: int = 7,
-                    magnitude: float = 0.08,
-                    horizon_ms: int = LIVE_INJECTION_HORIZON_MS) -> list[Injection]:
-    """The moves a :class:`LiveDemo` injects: a spike, then a crash, ... every ``every_s``.
-
-    The first comes five simulated minutes in, on a seeded random symbol, then one
-    every ``every_s`` simulated seconds for ``horizon_ms`` (a week); each is an 8%
-    move over one minute, which the ``rule`` detector flags at once (HIGH).
-    ``every_s <= 0`` injects nothing.
-
-    Examples
-    --------
-    >>> moves = live_injections(["BTC-USD", "ETH-USD"], 1_700_000_040_000, 900)
-    >>> [(m.kind, (m.at_ms - 1_700_000_040_000) // 60_000) for m in moves[:3]]
-    [('spike', 5), ('crash', 20), ('spike', 35)]
-    >>> len(moves), live_injections(["BTC-USD"], 0, 0)
-    (672, [])
-    """
-    from cryptolab.sources.synthetic import Injection
-
-    if every_s <= 0 or not symbols:
-        return []
-    step = max(int(every_s * 1000), 2 * _MINUTE)
-    rng = random.Random(seed)
-    moves: list[Injection] = []
-    at = start_ms + FIRST_INJECTION_MS
-    while at < start_ms + horizon_ms:
-        kind: Literal["spike", "crash"] = "spike" if len(moves) % 2 == 0 else "crash"
-        moves.append(Injection(symbol=rng.choice(list(symbols)), at_ms=at, kind=kind,
-                               magnitude=magnitude))
-        at += step
-    return moves
-
-
 class LiveDemo:
     """A synthetic market flowing live through producer, Kafka and pipeline (background threads).
+
+    A :class:`~cryptolab.market.session.LiveSession` on the synthetic source: its last three
+    simulated hours at full speed first, then paced at ``speed``; :meth:`start` returns at
+    once (the history lands within seconds).
 
     Parameters
     ----------
@@ -425,26 +377,35 @@ class LiveDemo:
         spike_every_s: float = 900.0,
         cache_name: str = "default",
     ) -> None:
-        base = settings or Settings.from_env()
-        out = base.data_dir / "live"
-        out.mkdir(parents=True, exist_ok=True)
-        # a database file of its own: two live markets (a notebook and a dashboard, say)
-        # must never write to the same SQLite file
-        s, _ = _demo_settings(base, out, f"live-{os.getpid()}-{uuid.uuid4().hex[:8]}.db")
-        # the simulated market runs ahead of the wall clock at speed > 1 (a day ahead after
-        # 24 minutes at speed 60): lift the clock-skew bound, or its ticks become dead letters
-        self.settings = replace(s, idle_timeout_ms=0, out_of_orderness_ms=0, max_clock_skew_ms=0)
+        from cryptolab.market.feeds import open_feed
+        from cryptolab.market.session import LiveSession
+
+        feed = open_feed("synthetic", symbols=symbols, backfill_ms=LIVE_DEMO_HISTORY_MS, seed=seed,
+                         speed=speed, ticks_per_second=ticks_per_second, spike_every_s=spike_every_s)
+        self.session = LiveSession(feed, settings, cache_name=cache_name)
+        self.settings = self.session.settings
         self.symbols = symbols
         self.seed = seed
         self.speed = speed
         self.ticks_per_second = ticks_per_second
         self.spike_every_s = spike_every_s
         self.cache_name = cache_name
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.pipeline: Any = None
-        self.produced = 0
-        self.error: BaseException | None = None
+
+    @property
+    def pipeline(self) -> Any:
+        """The session's windowing consumer (``None`` before :meth:`start`)."""
+        return self.session.pipeline
+
+    @property
+    def produced(self) -> int:
+        """Ticks produced so far."""
+        return self.session.stats.produced
+
+    @property
+    def error(self) -> BaseException | None:
+        """The first error of the market's threads, if any."""
+        errors = self.session.errors
+        return errors[0] if errors else None
 
     def __enter__(self) -> LiveDemo:
         self.start()
@@ -453,75 +414,14 @@ class LiveDemo:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _market(self) -> Any:
-        from cryptolab.sources.synthetic import SyntheticMarket, synthetic_symbols
-
-        start = (int(time.time() * 1000) // _MINUTE - 180) * _MINUTE
-        names = synthetic_symbols(self.symbols)
-        return SyntheticMarket(
-            symbols=names, seed=self.seed, start_ms=start, duration_ms=None,
-            ticks_per_second=self.ticks_per_second,
-            injections=live_injections(names, start, self.spike_every_s, seed=self.seed),
-        ), start
-
-    def _produce(self) -> None:
-        from cryptolab.producer import TickProducer
-
-        try:
-            market, start = self._market()
-            wall0 = time.monotonic()
-            with TickProducer(self.settings) as producer:
-                batch: list[Tick] = []
-                for tick in market.iter_ticks():
-                    if self._stop.is_set():
-                        break
-                    due = (tick.ts_ms - start) / 1000 / self.speed
-                    lag = due - (time.monotonic() - wall0)
-                    if lag > 0:
-                        if batch:
-                            producer.send_many(batch)
-                            self.produced += len(batch)
-                            batch = []
-                        producer.poll(0)
-                        self._stop.wait(min(lag, 0.5))
-                    batch.append(tick)
-                    if len(batch) >= 1000:
-                        producer.send_many(batch)
-                        self.produced += len(batch)
-                        batch = []
-        except BaseException as exc:  # surfaced via .error
-            self.error = exc
-            log.exception("live demo producer failed")
-
-    def _consume(self) -> None:
-        from cryptolab.cache import MemoryCache, open_cache
-        from cryptolab.pipeline import CandlePipeline
-
-        try:
-            cache = open_cache(self.settings) if self.settings.redis_url else MemoryCache(self.cache_name)
-            self.pipeline = CandlePipeline(self.settings, cache=cache, batch_timeout=0.1)
-            if not self._stop.is_set():
-                self.pipeline.run()
-        except BaseException as exc:  # surfaced via .error
-            self.error = exc
-            log.exception("live demo pipeline failed")
-
     def start(self) -> LiveDemo:
         """Start producing and consuming in background threads."""
-        if self._threads:
-            return self
-        self._stop.clear()
-        for target, name in ((self._produce, "cryptolab-live-producer"), (self._consume, "cryptolab-live-pipeline")):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+        self.session.start(wait=False)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop both threads."""
-        self._stop.set()
-        if self.pipeline is not None:
-            self.pipeline.stop()
-        for t in self._threads:
-            t.join(timeout)
-        self._threads = []
+        """Stop the market, drain and commit (an error of its threads stays in :attr:`error`)."""
+        try:
+            self.session.stop(timeout)
+        except Exception:
+            log.warning("the live demo stopped with an error: %s", self.error)

@@ -58,28 +58,41 @@ def register(sub: Any) -> None:
     lim.add_argument("--quiet", action="store_true", help="no progress bar")
     add_composite_flag(p)
 
+    add_source_flags(p)
+    p.set_defaults(func=run)
+
+
+def add_source_flags(p: argparse.ArgumentParser, *, produce: bool = True) -> None:
+    """Add the source option groups (synthetic, replay, coingecko, binance / coinbase).
+
+    ``produce=False`` (``cryptolab run``) leaves out what a live session decides itself
+    (the synthetic market's span, start and labels: its start is the backfill's).
+    """
     syn = p.add_argument_group("synthetic")
     syn.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     syn.add_argument("--symbols", help="synthetic: a count (default 5) or a comma list; "
                      "binance: pairs (default BTC-USDT); coinbase: products (default BTC-USD)")
     syn.add_argument("--tps", type=float, default=20.0,
                      help="synthetic trades per second of event time, all symbols (default 20)")
-    syn.add_argument("--span", default="2h",
-                     help="synthetic event-time length, e.g. 30m, 2h, 1d; 0 = endless (default 2h)")
-    syn.add_argument("--start-ms", type=int, default=1_700_000_000_000,
-                     help="synthetic start time, epoch ms (default 1700000000000)")
-    syn.add_argument("--random-injections", type=int, default=0, metavar="N",
-                     help="inject N labelled spikes/crashes at random minutes")
-    syn.add_argument("--labels", nargs="?", const="auto", metavar="PATH",
-                     help="write the ground-truth labels as JSON (default path: next to --to jsonl "
-                          "data as NAME.labels.json, else DATA_DIR/synthetic.labels.json)")
+    if produce:
+        syn.add_argument("--span", default="2h",
+                         help="synthetic event-time length, e.g. 30m, 2h, 1d; 0 = endless (default 2h)")
+        syn.add_argument("--start-ms", type=int, default=1_700_000_000_000,
+                         help="synthetic start time, epoch ms (default 1700000000000)")
+        syn.add_argument("--random-injections", type=int, default=0, metavar="N",
+                         help="inject N labelled spikes/crashes at random minutes")
+        syn.add_argument("--labels", nargs="?", const="auto", metavar="PATH",
+                         help="write the ground-truth labels as JSON (default path: next to --to jsonl "
+                              "data as NAME.labels.json, else DATA_DIR/synthetic.labels.json)")
 
     rep = p.add_argument_group("replay")
     rep.add_argument("--path", type=Path, help="the recorded file")
     rep.add_argument("--format", default="auto",
                      help="csv, klines, bars, coingecko, parquet, jsonl or auto (default)")
     rep.add_argument("--speed", type=float, default=None,
-                     help="pace by event time at this multiple of real time (default: as fast as possible)")
+                     help="pace by event time at this multiple of real time (default: as fast as possible)"
+                     + ("" if produce else "; synthetic: simulated seconds per second after the backfill "
+                        "(default 1)"))
     rep.add_argument("--symbol", help="symbol of every tick when the file has none")
     rep.add_argument("--ts-unit", choices=["s", "ms", "us", "ns", "iso"], help="unit of numeric timestamps")
     rep.add_argument("--ts-column", help="name of the time column (overrides detection)")
@@ -100,7 +113,6 @@ def register(sub: Any) -> None:
     ws = p.add_argument_group("binance / coinbase")
     ws.add_argument("--ws-url", help="websocket URL (default: the exchange's public endpoint)")
     ws.add_argument("--streams", default="trade", help="binance: trade and/or aggTrade (default trade)")
-    p.set_defaults(func=run)
 
 
 def _settings(args: argparse.Namespace) -> Any:

@@ -17,6 +17,7 @@ name       class                                         what
 synthetic  :class:`~.synthetic.SyntheticMarket`          seeded GBM + jumps + labelled anomalies
 replay     :class:`~.replay.Replay`                      recorded files (CSV, klines, bars, Parquet...)
 coingecko  :class:`~.coingecko.CoinGeckoPoller`          ``/simple/price`` polling
+ccxt       :class:`~.ccxt_trades.CcxtTrades`             any ccxt.pro exchange's ``watch_trades``, gaps repaired
 binance    :class:`~.exchanges.BinanceTrades`            ``trade`` / ``aggTrade`` websocket streams
 coinbase   :class:`~.exchanges.CoinbaseMatches`          ``match`` websocket channel
 ========== ============================================= =========================
@@ -25,7 +26,7 @@ Examples
 --------
 >>> from cryptolab.sources import make_source, source_names
 >>> source_names()
-['binance', 'coinbase', 'coingecko', 'replay', 'synthetic']
+['binance', 'ccxt', 'coinbase', 'coingecko', 'replay', 'synthetic']
 >>> src = make_source("synthetic", symbols=1, seed=3, duration_ms=10_000)
 >>> isinstance(src, Source)
 True
@@ -149,7 +150,8 @@ class SourceStats:
 
     ``failures`` counts failures by kind (``"http_429"``, ``"timeout"``,
     ``"html_body"``, ``"disconnect"``...); ``rejected`` counts records rejected
-    at the edge, by field.
+    at the edge, by field. Trade streams that repair disconnections count the trades
+    fetched back (``repaired``) and the spans they could not recover (``gaps``).
     """
 
     ticks: int = 0
@@ -158,6 +160,8 @@ class SourceStats:
     reconnects: int = 0
     retries: int = 0
     circuit: str = "closed"
+    repaired: int = 0
+    gaps: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     rejected_by_field: Counter[str] = field(default_factory=Counter)
 
@@ -170,6 +174,8 @@ class SourceStats:
             "reconnects": self.reconnects,
             "retries": self.retries,
             "circuit": self.circuit,
+            "repaired": self.repaired,
+            "gaps": self.gaps,
             "failures": dict(self.failures),
             "rejected_by_field": dict(self.rejected_by_field),
         }
@@ -264,6 +270,7 @@ _REGISTRY: Final[dict[str, str]] = {
     "replay": "cryptolab.sources.replay:Replay",
     "coingecko": "cryptolab.sources.coingecko:CoinGeckoPoller",
     "binance": "cryptolab.sources.exchanges:BinanceTrades",
+    "ccxt": "cryptolab.sources.ccxt_trades:CcxtTrades",
     "coinbase": "cryptolab.sources.exchanges:CoinbaseMatches",
 }
 

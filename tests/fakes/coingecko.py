@@ -22,7 +22,7 @@ Usage::
 Behaviours for :meth:`FakeCoinGecko.script`: ``"ok"`` (quotes; each coin's
 ``last_updated_at`` moves forward by :attr:`step_s`), ``"stale"`` (the same quotes
 as last time), ``"429"``, ``"429-no-retry-after"``, ``"500"``, ``"502-html"``,
-``"html"`` (200 with an HTML page), ``"malformed"`` (truncated JSON), ``"list"``
+``"html"`` (200 with an HTML page), ``"503-html"`` (a Cloudflare-style HTML 503), ``"malformed"`` (truncated JSON), ``"list"``
 (valid JSON of the wrong shape), ``"timeout"`` (answers after :attr:`slow_s`),
 ``"bad-quote"`` (a NaN-like string price), ``"ratelimit-exhausted"`` (200 with
 ``x-ratelimit-remaining: 0``), or an ``(status, headers, body)`` tuple.
@@ -83,6 +83,8 @@ class FakeCoinGecko:
     retry_after_s: int = 7
     slow_s: float = 1.0
     requests: list[Request] = field(default_factory=list)
+    #: Every fresh quote served in a complete answer: ``(coin id, last_updated_at, price)``.
+    served: list[tuple[str, int, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._script: deque[Any] = deque()
@@ -174,7 +176,9 @@ class FakeCoinGecko:
             return _send(h, status, headers, body)
         if behaviour == "ok":
             with self._lock:
-                body = json.dumps(self._quotes(ids, vs, advance=True))
+                quotes = self._quotes(ids, vs, advance=True)
+                self.served.extend((cid, q["last_updated_at"], q[vs]) for cid, q in quotes.items())
+                body = json.dumps(quotes)
             return _send(h, 200, {}, body)
         if behaviour == "stale":
             with self._lock:
@@ -193,6 +197,9 @@ class FakeCoinGecko:
             return _send(h, 500, {}, json.dumps({"error": "Internal Server Error"}))
         if behaviour == "502-html":
             return _send(h, 502, {}, CLOUDFLARE_HTML, "text/html; charset=UTF-8")
+        if behaviour == "503-html":
+            return _send(h, 503, {}, CLOUDFLARE_HTML.replace("502: Bad gateway", "503: Service unavailable"),
+                         "text/html; charset=UTF-8")
         if behaviour == "html":
             return _send(h, 200, {}, CLOUDFLARE_HTML, "text/html; charset=UTF-8")
         if behaviour == "malformed":

@@ -44,6 +44,9 @@ SMALL: dict[str, dict[str, Any]] = {
     "00_quickstart.ipynb": {"hours": 0.25, "symbols": 2},
     "10_live_dashboard.ipynb": {"run_seconds": 4.0, "symbols": 2},
     "20_anomaly_models.ipynb": {"hours": 1.0, "injections": 4, "symbols": 2},
+    # offline: the synthetic market (the exchange stand-in once it is on main)
+    "30_live_market.ipynb": {"source": "synthetic", "symbols": "BTC-USD,ETH-USD", "backfill": "1h",
+                             "speed": 60.0, "run_seconds": 4.0},
     "reports/market_report.ipynb": {"lookback_hours": 2.0, "symbols": "BTC-USD,ETH-USD"},
     # papermill -p style text for a list parameter; the result under the test's folder
     BENCHMARK: {"sections": ",".join(PURE_SECTIONS), "json_path": "{tmp}/bench/notebook.json"},

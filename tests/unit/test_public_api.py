@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PUBLIC = {
     "Alert", "Candle", "CandleAggregator", "CandleChart", "CandlePipeline", "CryptolabError",
-    "Settings", "Tick", "TickProducer", "ValidationError", "candles_from_ticks", "history", "latest",
+    "Settings", "Tick", "TickProducer", "ValidationError", "candles_from_ticks", "history", "latest", "live",
     "run_notebook", "score_history", "__version__",
 }
 

@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 from fakes.coingecko import FakeCoinGecko
+from fakes.exchange_ws import StandInExchange, TapeTrade, tape_from_frames
 from fakes.ws import FakeExchange, exchange_frames
 
 from cryptolab.config import Settings
 from cryptolab.models import decode_tick, validate_tick
 from cryptolab.producer import JsonlSink
 from cryptolab.sources import Rejected, Source, SourceStats, source_class, source_names
+from cryptolab.sources.ccxt_trades import CcxtTrades
 from cryptolab.sources.coingecko import CoinGeckoPoller
 from cryptolab.sources.exchanges import BinanceTrades, CoinbaseMatches
 from cryptolab.sources.replay import Replay
@@ -67,8 +69,19 @@ def coinbase(shared_data, tmp_path) -> Iterator[tuple[Any, bool]]:
         yield CoinbaseMatches("SKL-USD", url=server.url, max_reconnects=0, **FAST), True
 
 
+@contextmanager
+def ccxt(shared_data, tmp_path) -> Iterator[tuple[Any, bool]]:
+    frames = exchange_frames(shared_data / "ws" / "coinbase_ws_feed_capture.txt")
+    tape = [t for t in tape_from_frames(frames, "coinbase") if t.market_id == "SKL-USD"]
+    bad = TapeTrade("SKL-USD", "SKL-USD", 1, tape[3].ts_ms, "0", "1", dict(tape[3].payload, price="0", trade_id=1))
+    with StandInExchange("coinbase", [*tape[:5], bad, *tape[5:]], hold_open=False) as server:
+        yield CcxtTrades("coinbaseexchange", "SKL-USD", api_url=server.api_url, ws_url=server.url,
+                         max_reconnects=0, **FAST), True
+
+
 FACTORIES: dict[str, Callable[..., Any]] = {
     "synthetic": synthetic, "replay": replay, "coingecko": coingecko, "binance": binance, "coinbase": coinbase,
+    "ccxt": ccxt,
 }
 
 
@@ -81,17 +94,18 @@ def test_source_contract(name, shared_data, tmp_path):
     with FACTORIES[name](shared_data, tmp_path) as (src, has_bad_record):
         assert isinstance(src, Source)
         assert src.name == name and src.validated is True
+        stamp = getattr(src, "exchange", name)  # ccxt's ticks carry the exchange id
         assert isinstance(source_class(name), type) and isinstance(src, source_class(name))
         rejected: list[Rejected] = []
         ticks = list(src.iter_ticks(on_reject=rejected.append))
     assert ticks, "the source yielded nothing"
     for t in ticks:
         assert validate_tick(t) is t
-        assert t.source == name
+        assert t.source == stamp
     if has_bad_record:
         assert len(rejected) == 1
         r = rejected[0]
-        assert r.field and r.reason and r.source == name and r.raw
+        assert r.field and r.reason and r.source == stamp and r.raw
     else:
         assert rejected == []
     stats = getattr(src, "stats", None)
@@ -110,7 +124,7 @@ def test_source_feeds_a_sink_with_dead_letters(name, shared_data, tmp_path):
         sink.close()
     lines = buf.getvalue().splitlines()
     assert sent == len(lines) > 0
-    assert all(decode_tick(line).source == name for line in lines)
+    assert all(decode_tick(line).source == getattr(src, "exchange", name) for line in lines)
     assert sink.stats.rejected == (1 if has_bad_record else 0)
     if has_bad_record:
         assert (tmp_path / "dead.jsonl").read_text().count("\n") == 1
