@@ -234,15 +234,15 @@ def _kafka(
 ) -> tuple[dict[int, tuple[int, int]] | None, int | None, dict[int, int] | None]:
     """End offsets of ``topic``, the size of its dead-letter topic and the group's committed
     offsets in Kafka; records Kafka's health in ``services``."""
-    if s.embedded_kafka:
+    from cryptolab.kafka import DLQ_SUFFIX, EmbeddedKafka, bootstrap_servers, consumer_config
+
+    if s.embedded_kafka and not EmbeddedKafka.running():
         services["kafka"] = ServiceHealth("kafka", True, "embedded",
-                                          "the in-process mock cluster: no broker to ask")
+                                          "the in-process mock cluster, not running here: no broker to ask")
         return None, None, None
     from confluent_kafka import Consumer
 
-    from cryptolab.kafka import DLQ_SUFFIX, consumer_config
-
-    where = s.kafka_bootstrap or ""
+    where = s.kafka_bootstrap or f"embedded {bootstrap_servers(s)} (this process)"
     # the group's id, to read its committed offsets: without subscribing, it does not join
     consumer = Consumer(consumer_config(s, group, log_level=0))  # the reason is reported, not logged
     try:

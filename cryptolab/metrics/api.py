@@ -11,7 +11,7 @@ the routes the application has, whatever clients ask for.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -102,11 +102,33 @@ class MetricsMiddleware:
 
     WebSockets pass through (the hub counts them). A request whose application raised
     counts as status 500.
+
+    Parameters
+    ----------
+    app
+        The application (or the next middleware).
+    metrics
+        Where requests are counted.
+    routes
+        The application's routes (Starlette's ``app.routes``), to name the route of a request
+        answered before routing (a middleware's 401 or 429): the template of the first route
+        that matches it fully. Without them, such requests count as ``<unmatched>``.
     """
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, routes: Sequence[Any] = ()) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            for candidate in self.routes:
+                match, _child = candidate.matches(scope)
+                if match.name == "FULL":  # starlette.routing.Match.FULL
+                    route = candidate
+                    break
+        return getattr(route, "path", None) or UNMATCHED
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,6 +146,5 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
-            self.metrics.observe(route, str(scope.get("method", "GET")), status,
+            self.metrics.observe(self._template(scope), str(scope.get("method", "GET")), status,
                                  time.perf_counter() - started)

@@ -8,7 +8,7 @@ Prometheus samples at scrape time, so the consumer's per-tick path pays nothing 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -45,7 +45,8 @@ COUNTERS: dict[str, tuple[str, str]] = {
 class ConsumerCollector(Collector):
     """Prometheus collector of one :class:`~cryptolab.pipeline.CandlePipeline`.
 
-    Register it in a registry of its own (:func:`cryptolab.metrics.registry`); every scrape
+    ``pipeline`` may be a function returning the pipeline (``None`` while there is none, as in
+    a live session that has not started it yet). Register it in a registry of its own (:func:`cryptolab.metrics.registry`); every scrape
     reads the pipeline's counters as they are then. Labels: ``group``, ``topic`` and
     ``partition`` on the per-partition gauges; none on the rest.
 
@@ -66,16 +67,19 @@ class ConsumerCollector(Collector):
     0.0
     """
 
-    def __init__(self, pipeline: CandlePipeline) -> None:
+    def __init__(self, pipeline: CandlePipeline | Callable[[], CandlePipeline | None]) -> None:
+        #: the pipeline, or a function returning it (``None`` while there is none: no samples)
         self.pipeline = pipeline
 
     def collect(self) -> Iterator[Metric]:
         """The samples, read now."""
-        pipe = self.pipeline
+        pipe = self.pipeline() if callable(self.pipeline) else self.pipeline
+        if pipe is None:
+            return
         stats = pipe.stats
         for attr, (name, doc) in COUNTERS.items():
             yield CounterMetricFamily(name, doc, value=float(getattr(stats, attr)))
-        yield from self._commits()
+        yield from self._commits(pipe)
         owned = GaugeMetricFamily("cryptolab_consumer_partitions_owned",
                                   "Partitions this member owns now", value=float(len(pipe.assignment)))
         yield owned
@@ -96,8 +100,9 @@ class ConsumerCollector(Collector):
         yield lag
         yield delay
 
-    def _commits(self) -> Iterator[Metric]:
-        times = self.pipeline.commit_times
+    @staticmethod
+    def _commits(pipe: CandlePipeline) -> Iterator[Metric]:
+        times = pipe.commit_times
         counts = list(times.counts)  # a copy: the commit thread may count one meanwhile
         cumulative, buckets = 0, []
         for bound, n in zip([*map(str, times.buckets), "+Inf"], counts, strict=True):

@@ -7,7 +7,7 @@ source count in) at scrape time: sending a tick costs nothing more.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -36,6 +36,8 @@ class ProducerCollector(Collector):
     source
         The source's live counters (``source.stats``), or ``None``.
 
+    Either may be a function returning them (``None`` while there are none).
+
     Labels: ``field`` on rejections (the field that failed validation), ``kind`` on source
     failures (``http_429``, ``timeout``, ``disconnect``...), ``state`` on the circuit gauge.
 
@@ -58,13 +60,19 @@ class ProducerCollector(Collector):
     1.0
     """
 
-    def __init__(self, producer: ProducerStats, source: SourceStats | None = None) -> None:
+    def __init__(self, producer: ProducerStats | Callable[[], ProducerStats | None],
+                 source: SourceStats | Callable[[], SourceStats | None] | None = None) -> None:
         self.producer = producer
         self.source = source
 
     def collect(self) -> Iterator[Metric]:
         """The samples, read now."""
-        st = self.producer
+        src = self.source() if callable(self.source) else self.source
+        if src is not None:
+            yield from self._source(src)
+        st = self.producer() if callable(self.producer) else self.producer
+        if st is None:
+            return
         for name, doc, value in (
             ("cryptolab_producer_ticks_produced", "Ticks handed to Kafka", st.produced),
             ("cryptolab_producer_ticks_delivered", "Ticks the broker acknowledged", st.delivered),
@@ -85,8 +93,6 @@ class ProducerCollector(Collector):
         for field, n in sorted(st.rejected_by_field.copy().items()):
             rejected.add_metric([field], float(n))
         yield rejected
-        if self.source is not None:
-            yield from self._source(self.source)
 
     @staticmethod
     def _source(src: SourceStats) -> Iterator[Metric]:

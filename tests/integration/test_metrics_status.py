@@ -215,3 +215,48 @@ def test_status_exits_1_naming_the_service_that_is_down(planted: Settings, down:
     text = _status(planted, "nobody", "--timeout", "3", **where)
     assert text.returncode == 1
     assert re.search(rf"^{down}\s+DOWN\s", text.stdout, re.M), text.stdout
+
+
+def test_run_metrics_show_the_sources_failures_by_kind_and_both_ends_of_the_pipeline(tmp_path: Path) -> None:
+    """``cryptolab run --metrics-port 0`` against a CoinGecko stand-in that fails three ways first:
+    the scrape counts each failure by kind once, and ticks through producer and consumer."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fakes.coingecko import FakeCoinGecko
+
+    log = tmp_path / "run.log"
+    with FakeCoinGecko(retry_after_s=1) as fake, log.open("wb") as out:
+        fake.script("429", "500", "malformed")  # then quotes
+        cmd = [sys.executable, "-m", "cryptolab", "run", "--source", "coingecko", "--coins", "bitcoin",
+               "--coingecko-url", fake.url, "--poll-interval", "1", "--duration", "300",
+               "--store", f"sqlite:///{tmp_path / 'run.db'}", "--intervals", "1m", "--quiet",
+               "--metrics-port", "0"]
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+                                env=_child_env(CRYPTOLAB_DATA_DIR=str(tmp_path / "data"),
+                                               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])))
+        try:
+            def url() -> str | None:
+                assert proc.poll() is None, log.read_text()
+                found = re.search(r"metrics at (http://\S+)", log.read_text())
+                return found.group(1) if found else None
+
+            where = _wait(url, 180, "the metrics address")
+
+            def flowing() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+                samples = _samples(httpx.get(where, timeout=10).text)
+                consumed = samples.get(("cryptolab_consumer_ticks_consumed_total", ()), 0)
+                return samples if consumed >= 2 else None
+
+            samples = _wait(flowing, 240, "two quotes through producer and consumer")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    failures = {dict(labels)["kind"]: v for (name, labels), v in samples.items()
+                if name == "cryptolab_producer_source_failures_total"}
+    # one failure each: the 429, the 500 and the truncated JSON (named by what was wrong with it)
+    assert failures["http_429"] == 1 and failures["http_5xx"] == 1 and sum(failures.values()) == 3, failures
+    produced = samples[("cryptolab_producer_ticks_produced_total", ())]
+    assert produced >= samples[("cryptolab_consumer_ticks_consumed_total", ())] >= 2
+    circuit = {dict(labels)["state"]: v for (name, labels), v in samples.items()
+               if name == "cryptolab_producer_circuit_state"}
+    assert sorted(circuit) == ["closed", "half_open", "open"] and sum(circuit.values()) == 1

@@ -163,3 +163,19 @@ def test_the_health_panel_escapes_what_services_say() -> None:
     assert "DOWN: store" in html and "<td>4</td>" in html
     assert report.to_dict()["down"] == ["store"] and report.to_dict()["lag"] == 4
     assert "dead letters   unknown" in report.text()
+
+
+def test_a_live_sessions_health_asks_its_own_embedded_kafka(tmp_path: Path) -> None:
+    from cryptolab.market.session import live
+
+    session = live("synthetic", backfill="5m", settings=Settings.from_env({}, data_dir=tmp_path))
+    try:
+        report = session.health()
+    finally:
+        session.stop()
+        session.close()
+    assert report.ok, report.text()
+    kafka = report.services[0]
+    assert kafka.name == "kafka" and kafka.where.startswith("embedded 127.0.0.1:")
+    assert report.partitions and report.lag is not None  # the session's topic, asked of the mock cluster
+    assert "<table" in report._repr_html_()
