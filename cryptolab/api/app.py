@@ -1,8 +1,9 @@
 """The application factory: :func:`create_app`.
 
 Routers, one per concern: :mod:`~cryptolab.api.candles` (symbols, history, latest),
-:mod:`~cryptolab.api.alerts`, :mod:`~cryptolab.api.streams` (WebSockets) and
-:mod:`~cryptolab.api.health`. In front of them, :class:`~cryptolab.api.guard.Guard` (rate
+:mod:`~cryptolab.api.alerts`, :mod:`~cryptolab.api.streams` (WebSockets),
+:mod:`~cryptolab.api.health` and :mod:`~cryptolab.api.metrics` (``/metrics``, and the
+outermost middleware, which counts every request). In front of them, :class:`~cryptolab.api.guard.Guard` (rate
 limit, bearer token) and, with ``cors``, CORS; behind them, the one JSON error shape
 (:mod:`~cryptolab.api.errors`).
 """
@@ -22,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from cryptolab.api import alerts, candles, health, streams
+from cryptolab.api import metrics as api_metrics
 from cryptolab.api.errors import install_error_handlers
 from cryptolab.api.fanout import DEFAULT_QUEUE, Hub
 from cryptolab.api.guard import OPEN_PATHS, Guard
@@ -111,13 +113,15 @@ def create_app(
     )
     app.state.api = state
     install_error_handlers(app)
-    for module in (candles, alerts, streams, health):
-        app.include_router(module.router)
+    routers = [module.router for module in (candles, alerts, streams, health, api_metrics)]
+    for router in routers:
+        app.include_router(router)
     app.add_middleware(Guard, token=token,  # type: ignore[arg-type]
                        limiter=None if rate_limit is None else RateLimiter(rate_limit))
     if cors:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors),  # type: ignore[arg-type]
                            allow_methods=["GET"], allow_headers=["Authorization"])
+    api_metrics.install_metrics(app, state, routers)  # outermost: it counts the guard's refusals too
     if token:
         _document_bearer(app)
     return app

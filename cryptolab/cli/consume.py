@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from cryptolab.cli._common import add_service_flags, settings_from_args
+from cryptolab.cli._metrics import add_metrics_flags, serve_metrics
 from cryptolab.errors import EndNotReachedError
 
 __all__ = ["register", "run"]
@@ -43,6 +44,7 @@ def register(sub: Any) -> None:
     p.add_argument("--instance-id", help="static group membership id (group.instance.id): a restarted "
                    "member with the same id takes its partitions back at once, without a rebalance")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    add_metrics_flags(p)
     p.set_defaults(func=run)
 
 
@@ -66,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"group.instance.id": args.instance_id} if args.instance_id else None
     pipeline = CandlePipeline(settings, scorer=None if args.no_score else True, batch_size=args.batch_size,
                               consumer_overrides=overrides)
+    metrics = None
+    if args.metrics_port is not None:
+        from cryptolab.metrics.consumer import ConsumerCollector
+
+        metrics = serve_metrics(args, ConsumerCollector(pipeline))
 
     def _stop(signum: int, _frame: object) -> None:
         pipeline.stop()
@@ -93,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         failed, stats = exc, pipeline.stats
     finally:
         done.set()
+        if metrics is not None:
+            metrics.close()
     if not args.quiet:
         print(file=sys.stderr)
         el = time.monotonic() - t0

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from cryptolab.cli._common import add_service_flags, settings_from_args
+from cryptolab.cli._metrics import add_metrics_flags, serve_metrics
 from cryptolab.cli.produce import add_source_flags
 from cryptolab.errors import ConfigError
 
@@ -53,6 +54,7 @@ def register(sub: Any) -> None:
     dash.add_argument("--dashboard", action="store_true", help="serve this session's dashboard too")
     dash.add_argument("--port", type=int, default=5006, help="dashboard TCP port (default 5006; 0 = any free)")
     dash.add_argument("--address", default="127.0.0.1", help="dashboard interface (default 127.0.0.1)")
+    add_metrics_flags(p.add_argument_group("metrics"))  # type: ignore[arg-type]
     p.set_defaults(func=run)
 
 
@@ -105,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cryptolab run: {name}: backfilling {args.backfill}..." if args.backfill not in ("0", "") else
               f"cryptolab run: {name}: starting...", file=sys.stderr, flush=True)
     session = live(name, symbols, intervals=args.intervals, backfill=args.backfill, settings=settings, **options)
+    metrics = _serve_metrics(session, args)
     stop, serving = threading.Event(), threading.Event()
     t0 = time.monotonic()
     watcher = threading.Thread(target=_watch, args=(session, args, stop, serving, t0),
@@ -125,10 +128,32 @@ def run(args: argparse.Namespace) -> int:
             stats = session.stop()
         finally:
             session.close()
+            if metrics is not None:
+                metrics.close()
     if say:
         print(f"cryptolab run: {name} stopped after {time.monotonic() - t0:.1f}s: {stats.line()}; "
               f"every open window closed and committed to {stats.store_url}", file=sys.stderr, flush=True)
     return 0
+
+
+def _serve_metrics(session: LiveSession, args: argparse.Namespace) -> Any:
+    """The session's producer, source and consumer metrics at ``--metrics-port``, or ``None``."""
+    if args.metrics_port is None:
+        return None
+    from cryptolab.metrics import ConsumerCollector, ProducerCollector
+    from cryptolab.sources import SourceStats
+
+    def source() -> SourceStats | None:
+        stats = getattr(session.feed.source, "stats", None)
+        return stats if isinstance(stats, SourceStats) else None
+
+    try:
+        return serve_metrics(args, ProducerCollector(lambda: session.producer_stats, source),
+                             ConsumerCollector(lambda: session.pipeline))
+    except BaseException:
+        session.stop()
+        session.close()
+        raise
 
 
 def _on_signals(stop: threading.Event) -> None:

@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from cryptolab.cache import Cache
     from cryptolab.pipeline import CandlePipeline
+    from cryptolab.producer import ProducerStats
+    from cryptolab.status import HealthReport
     from cryptolab.store import Store
     from cryptolab.viz import CandleChart
 
@@ -160,6 +162,8 @@ class LiveSession:
         self._errors: list[tuple[str, BaseException]] = []
         self._raised: set[int] = set()
         self._state = "starting"
+        #: the producer's live counters, once the source thread has started it
+        self.producer_stats: ProducerStats | None = None
         self._produced = 0
         self._rejected = 0
         self._backfilled = False
@@ -334,6 +338,7 @@ class LiveSession:
             if feed.history_end_ms is None and not (feed.kind == "replay" and feed.source.speed is None):
                 self._history_sent.set()  # no history through Kafka: a live source, or a paced file
             with TickProducer(self.settings) as producer:
+                self.producer_stats = producer.stats  # live counters (metrics read them)
                 self._state = "live" if feed.history_end_ms is None else "backfilling"
                 self._send(producer, self.feed.source.iter_ticks(on_reject=producer.dead_letter))
                 producer.flush()
@@ -484,6 +489,20 @@ class LiveSession:
         chart.attach(self._cache, store=self._reader())
         self._charts.append(chart)
         return chart
+
+    def health(self, timeout: float = 5.0) -> HealthReport:
+        """The pipeline's health, as ``cryptolab status`` shows it (an HTML panel in a notebook):
+        services, lag per partition, last commit, dead letters (:func:`cryptolab.status.health_report`).
+
+        Examples
+        --------
+        >>> session = live("synthetic", backfill="10m")   # doctest: +SKIP
+        >>> session.health().ok                            # doctest: +SKIP
+        True
+        """
+        from cryptolab.status import health_report
+
+        return health_report(self.settings, timeout=timeout)
 
     @property
     def cache(self) -> Cache:

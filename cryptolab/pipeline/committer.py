@@ -13,6 +13,7 @@ offsets and window state mean the first attempt went through, and the batch has 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cryptolab.errors import FencedError
 from cryptolab.models import Alert, Candle
 from cryptolab.pipeline.retries import StoreRetry
-from cryptolab.pipeline.stats import PipelineStats
+from cryptolab.pipeline.stats import CommitTimes, PipelineStats
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.store import Store
@@ -73,6 +74,8 @@ class Committer:
         self.retry = retry
         self.stats = stats
         self.deliver = deliver
+        #: how long the commits that landed took (store round trips and retries included)
+        self.times = CommitTimes()
         self._executor: ThreadPoolExecutor | None = None
         #: The commit submitted and not reaped yet, and its future.
         self.inflight: tuple[CommitJob, Future[None]] | None = None
@@ -115,6 +118,7 @@ class Committer:
     def write(self, job: CommitJob) -> None:
         """Commit ``job`` to the store, then deliver it (on the commit thread)."""
         retries = self.stats.store_retries
+        started = time.perf_counter()
         try:
             job.inserted = self.retry(
                 lambda: self.store.commit_batch(
@@ -131,6 +135,7 @@ class Committer:
             # cache's payloads are idempotent).
             log.warning("a commit whose outcome was unknown had succeeded (%s)", exc)
             job.inserted = job.alerts
+        self.times.observe(time.perf_counter() - started, now_ms=int(time.time() * 1000))
         self.deliver(job.finals + job.updates, job.inserted)  # closed candles first: they are awaited
 
     def landed(self, progress: dict[int, Any]) -> bool:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from cryptolab.candles.stream import CandleAggregator
 from cryptolab.config import Settings
@@ -34,7 +34,7 @@ from cryptolab.pipeline.end import EndOfTopic
 from cryptolab.pipeline.partitions import Partitions
 from cryptolab.pipeline.relay import Relay
 from cryptolab.pipeline.retries import StoreRetry
-from cryptolab.pipeline.stats import PipelineStats
+from cryptolab.pipeline.stats import CommitTimes, PipelineStats
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.cache import Cache
@@ -154,6 +154,30 @@ class CandlePipeline:
     def assignment(self) -> list[int]:
         """Partitions this member owns now."""
         return sorted(self._partitions.owned)
+
+    @property
+    def commit_times(self) -> CommitTimes:
+        """How long the commits that landed took, and when the last one did."""
+        return self._committer.times
+
+    def lag(self) -> dict[int, tuple[int | None, int | None]]:
+        """Per owned partition: messages behind the end of its log, and its event-time watermark.
+
+        The end is the high watermark the consumer last fetched (no broker round trip;
+        ``None`` until known), the watermark is epoch ms (``None`` before any tick). Safe
+        to call from any thread (a metrics scrape): what it reads may be a batch old.
+        """
+        consumer, out = self._consumer, {}
+        for p, o in list(self._partitions.owned.items()):
+            behind = None
+            if consumer is not None:
+                try:
+                    _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+                except (KafkaException, RuntimeError):  # not fetched yet, or closing
+                    high = -1
+                behind = max(0, high - o.next_offset) if high >= 0 else None
+            out[p] = (behind, self.aggregator.watermark(p))
+        return out
 
     # ------------------------------------------------------------- rebalance
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

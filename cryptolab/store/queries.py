@@ -167,7 +167,7 @@ class Queries:
     ) -> dict[int, PartitionProgress]:
         """Stored progress of ``group`` on ``topic`` (all partitions, or those given)."""
         pc = progress_table.c
-        stmt = sa.select(pc.partition, pc.offset, pc.watermark_ms, pc.state).where(
+        stmt = sa.select(pc.partition, pc.offset, pc.watermark_ms, pc.state, pc.updated_at).where(
             pc.group_id == group, pc.topic == topic
         )
         if partitions is not None:
@@ -177,9 +177,9 @@ class Queries:
         return {
             int(p): PartitionProgress(
                 partition=int(p), offset=int(o), watermark_ms=None if w is None else int(w),
-                state=bytes(s) if s is not None else b"",
+                state=bytes(s) if s is not None else b"", updated_ms=int(u),
             )
-            for p, o, w, s in rows
+            for p, o, w, s, u in rows
         }
 
     def history(

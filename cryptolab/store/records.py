@@ -8,7 +8,7 @@ b''
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["LateTick", "PartitionProgress"]
 
@@ -27,6 +27,9 @@ class PartitionProgress:
         The partition's event-time watermark, epoch ms, or ``None`` before any tick.
     state
         Opaque windowing state to resume from (``b""`` when there is none).
+    updated_ms
+        When it was committed (epoch ms), as read back from the store; ``None`` otherwise.
+        Neither shown nor compared.
 
     Examples
     --------
@@ -38,6 +41,7 @@ class PartitionProgress:
     offset: int
     watermark_ms: int | None
     state: bytes = b""
+    updated_ms: int | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
