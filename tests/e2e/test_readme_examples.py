@@ -1,5 +1,9 @@
 """Every ```python snippet of README.md runs as written, in order, on the embedded defaults.
 
+A snippet whose first line is :data:`ONLINE` talks to a real exchange: it is compiled and its
+``cryptolab`` imports resolved, not run (the test suite runs offline; the same calls run against
+the stand-in exchange in tests/e2e and tests/unit).
+
 The snippets run in one fresh interpreter, in an empty directory, with no ``CRYPTOLAB_*``
 variable (the embedded mock cluster, ``.cryptolab/cryptolab.db`` and the in-process cache),
 sharing one namespace as a reader pasting them into one notebook would. After a snippet, the
@@ -9,6 +13,8 @@ comments promise (a snippet without checks must still run).
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import os
 import re
@@ -65,10 +71,28 @@ facts["chart"] = {"symbol": chart.symbol, "bars": len(chart.buffer)}
 }
 
 
-def readme_blocks() -> list[tuple[int, str]]:
-    """The ```python blocks of README.md: (line of their first code line, code)."""
+#: The first line of a snippet that needs a real exchange's API.
+ONLINE = "# online: talks to the exchange"
+
+
+def readme_blocks(*, online: bool = False) -> list[tuple[int, str]]:
+    """The ```python blocks of README.md: (line of their first code line, code); the offline
+    ones, or with ``online`` the ones marked :data:`ONLINE`."""
     text = README.read_text(encoding="utf-8")
-    return [(text.count("\n", 0, m.start(1)) + 1, m.group(1)) for m in _BLOCK.finditer(text)]
+    blocks = [(text.count("\n", 0, m.start(1)) + 1, m.group(1)) for m in _BLOCK.finditer(text)]
+    return [(line, code) for line, code in blocks if code.startswith(ONLINE) == online]
+
+
+def test_online_readme_snippets_compile_and_import_what_they_name() -> None:
+    blocks = readme_blocks(online=True)
+    assert blocks, "no README snippet is marked online: then this test and ONLINE can go"
+    for line, code in blocks:
+        tree = compile("\n" * (line - 1) + code, "README.md", "exec", flags=ast.PyCF_ONLY_AST)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cryptolab"):
+                module = importlib.import_module(node.module)
+                missing = [a.name for a in node.names if not hasattr(module, a.name)]
+                assert not missing, f"README.md line {node.lineno}: {node.module} has no {missing}"
 
 
 def test_every_readme_python_snippet_runs_and_does_what_it_says(tmp_path: Path) -> None:
