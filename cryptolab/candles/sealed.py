@@ -50,6 +50,9 @@ __all__ = ["SEALED", "SealPlan", "fill_gaps", "fold_sealed", "plan_sealed"]
 #: the list of their final candles, in the order the drain emits them.
 SEALED = -1
 
+#: A window's interval index shifted above its start (epoch ms): one key sorting as a close pops.
+_K_SHIFT = 44
+
 _I64 = npt.NDArray[np.int64]
 _F64 = npt.NDArray[np.float64]
 _Bool = npt.NDArray[np.bool_]
@@ -240,26 +243,21 @@ def fold_sealed(
     symbols: Sequence[str], c: _I64, t: _I64, pr: _F64, sz: _F64, run_max: _I64, wm_after: _I64,
     dirty: list[Any], first_finals: list[Candle], gaps: list[Candle] | None, max_gap_fill: int,
     close: Callable[[], None], fold: Callable[[int, int], None],
-) -> bool:
-    """Emit the region's sealed windows and fold the tail (the head is folded already).
+) -> int | None:
+    """Emit the region's sealed windows (the head is folded already) and fold the tail up to the
+    last tick that closes one of them.
 
     ``close`` closes what the partition's watermark reached (the stateful close), ``fold``
     folds rows ``a:b`` through the stateful path; ``gaps`` collects gap candles (``None``:
-    no gap fill). Returns ``False``, having changed nothing, when a held window would close at
-    the same tick as a sealed one: the caller then folds the region and tail itself.
+    no gap fill). Returns the first row not folded yet; or ``None``, having changed nothing,
+    when a held window would close at the same tick as a sealed one (the caller then folds the
+    region and the tail itself).
     """
     h, m, n = plan.h, plan.m, int(t.shape[0])
     w = _windows(plan, interval_ms, names, symbols, c, t, pr, sz, wm_after)
-    # The ticks at which held windows close: those held now and those the tail opens on time.
-    ends = [np.asarray(p.open[k], dtype=np.int64) + iv for k, iv in enumerate(interval_ms)]
-    for k, iv in enumerate(interval_ms):
-        if m < n:
-            we = plan.ws[k][m:] + iv
-            ends.append(we[~plan.too_late[k][m:] & (we > wm_after[m - 1])])
-    held_closes = np.unique(np.searchsorted(wm_after, np.concatenate(ends)))
-    held_closes = held_closes[(held_closes >= h) & (held_closes < n)]
-    if np.isin(w.closes, held_closes).any():
-        return False
+    before = _held_closes_first(plan, p, interval_ms, w, wm_after)
+    if before is None:
+        return None
     by_close = np.lexsort((w.first, w.ws, w.k, w.closes))  # as the closes pop them
     closes_sorted = w.closes[by_close]
     done = [0, 0]  # windows put in the dirty list, windows closed
@@ -276,9 +274,9 @@ def fold_sealed(
             _emit_closes(p, by_close[done[1]:j], w, interval_ms, names, first_finals, gaps, max_gap_fill)
             done[1] = j
 
-    for row in held_closes[held_closes < m].tolist():
+    for row in sorted(r for r in before if r < m):
         to_dirty(row)
-        close_before(row)
+        close_before(row + 1 if before[row] else row)
         p.max_ts, p.wm = int(run_max[row]), int(wm_after[row])
         close()
     to_dirty(m)
@@ -295,12 +293,52 @@ def fold_sealed(
     p.next_close = nxt
     a = m
     for row in np.unique(closes_sorted[done[1]:]).tolist():  # sealed windows the tail closes
-        fold(a, row + 1)
+        if before.get(row):  # before the held windows this tick closes
+            fold(a, row)
+            close_before(row + 1)
+            fold(row, row + 1)
+        else:
+            fold(a, row + 1)
+            close_before(row + 1)
         a = row + 1
-        close_before(a)
-    if n > a:
-        fold(a, n)
-    return True
+    return a
+
+
+def _held_closes_first(
+    plan: SealPlan, p: Partition, interval_ms: tuple[int, ...], w: _Windows, wm_after: _I64,
+) -> dict[int, bool] | None:
+    """The ticks at which held windows close (those held now, those the tail opens on time),
+    each with whether the sealed windows closing at the same tick come first (``None``: some
+    come before and some after, the order cannot be kept).
+
+    A close pops windows by interval, then start: sealed and held windows never share both.
+    """
+    h, m, n = plan.h, plan.m, int(wm_after.shape[0])
+    keys, ticks = [], []
+    for k, iv in enumerate(interval_ms):
+        held = np.asarray(p.open[k], dtype=np.int64)
+        at = np.searchsorted(wm_after, held + iv)
+        if m < n:  # a tail tick opens its window on time when the watermark reaches it later
+            ws = plan.ws[k][m:]
+            closes = np.searchsorted(wm_after, ws + iv)
+            tail = ~plan.too_late[k][m:] & (closes > np.arange(m, n))
+            held, at = np.concatenate((held, ws[tail])), np.concatenate((at, closes[tail]))
+        keys.append(held + (k << _K_SHIFT))
+        ticks.append(at)
+    key, tick = np.concatenate(keys), np.concatenate(ticks)
+    inside = (tick >= h) & (tick < n)
+    key, tick = key[inside], tick[inside]
+    out: dict[int, bool] = dict.fromkeys(np.unique(tick).tolist(), False)
+    both = np.intersect1d(tick, w.closes)
+    if both.size:
+        mine = w.ws + (w.k << _K_SHIFT)
+        for row in both.tolist():
+            held_k, sealed_k = key[tick == row], mine[w.closes == row]
+            if int(sealed_k.max()) < int(held_k.min()):
+                out[row] = True
+            elif int(sealed_k.min()) < int(held_k.max()):
+                return None
+    return out
 
 
 def _emit_closes(

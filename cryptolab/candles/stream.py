@@ -323,31 +323,7 @@ class CandleAggregator:
         # where the watermark crosses one, so between two such ticks nothing closes.
         crossing = np.flatnonzero(wm_after // self._grain > wm_before // self._grain)
         rows = _Rows(self, p, partition, c, symbols, t, pr, sz, run_max, wm_before, wm_after, crossing, late)
-        plan = plan_sealed(p, self.interval_ms, self.allowed_lateness_ms, t, wm_before, wm_after,
-                           max(1, _VECTOR_MIN // 8))
-        if plan is None:
-            rows.fold(0, n)
-            return late
-        rows.fold(0, plan.h)  # the head: it folds into windows held before the batch
-        gaps = self._gaps if self.gap_fill else None
-        # A final candle per sealed window (three per tick on sparse data), all alive until the
-        # drain: the cyclic garbage collector, which they would trigger again and again to find
-        # nothing (they hold no references to containers), is paused meanwhile.
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
-            if fold_sealed(plan, p, partition, self.interval_ms, self.intervals, symbols, c, t, pr, sz,
-                           run_max, wm_after, self._dirty, self._first_finals, gaps, self.max_gap_fill,
-                           lambda: self._close(partition, p), rows.fold):
-                region = np.logical_or.reduce(plan.too_late)[plan.h:plan.m]
-                late[plan.h:plan.m] = region
-                self.too_late += int(region.sum())
-            else:
-                rows.fold(plan.h, n)
-        finally:
-            if paused:
-                gc.enable()
+        _fold_batch(self, p, partition, rows, symbols)
         return late
 
     # ----------------------------------------------------------------- closing
@@ -625,3 +601,46 @@ class _Rows:
             a = b
         if hi > a:
             _add_rows(agg.add, c, symbols, t, pr, sz, a, hi, partition, late)
+
+
+def _fold_batch(agg: CandleAggregator, p: Partition, partition: int, rows: _Rows, symbols: Sequence[str]) -> None:
+    """Fold a columnar batch of partition ``p``: each stretch whose windows all open, close and
+    pass allowed lateness within the batch through :func:`~cryptolab.candles.sealed.fold_sealed`
+    (never held), the rest through the stateful path.
+
+    A final candle per sealed window (three per tick on sparse data) is built, all alive until
+    the drain: the cyclic garbage collector, which they would trigger again and again to find
+    nothing (they refer to no container), is paused meanwhile, as the consumer pauses it around
+    a batch.
+    """
+    n = int(rows.t.shape[0])
+    gaps = agg._gaps if agg.gap_fill else None
+    pos = 0
+    paused = False
+    try:
+        while pos < n:
+            plan = plan_sealed(p, agg.interval_ms, agg.allowed_lateness_ms, rows.t[pos:], rows.wm_before[pos:],
+                               rows.wm_after[pos:], max(1, _VECTOR_MIN // 8))
+            if plan is None:
+                break
+            rows.fold(pos, pos + plan.h)  # the head: it folds into windows held before
+            if not paused and gc.isenabled():
+                gc.disable()
+                paused = True
+            done = fold_sealed(
+                plan, p, partition, agg.interval_ms, agg.intervals, symbols, rows.c[pos:], rows.t[pos:],
+                rows.pr[pos:], rows.sz[pos:], rows.run_max[pos:], rows.wm_after[pos:], agg._dirty,
+                agg._first_finals, gaps, agg.max_gap_fill, lambda: agg._close(partition, p),
+                lambda a, b, at=pos: rows.fold(at + a, at + b),
+            )
+            if done is None:  # a held window closes with a sealed one: all statefully
+                pos += plan.h
+                break
+            region = np.logical_or.reduce(plan.too_late)[plan.h:plan.m]
+            rows.late[pos + plan.h:pos + plan.m] = region
+            agg.too_late += int(region.sum())
+            pos += done
+        rows.fold(pos, n)
+    finally:
+        if paused:
+            gc.enable()
