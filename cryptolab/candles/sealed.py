@@ -253,7 +253,7 @@ def fold_sealed(
     when a held window would close at the same tick as a sealed one (the caller then folds the
     region and the tail itself).
     """
-    h, m, n = plan.h, plan.m, int(t.shape[0])
+    m = plan.m
     w = _windows(plan, interval_ms, names, symbols, c, t, pr, sz, wm_after)
     before = _held_closes_first(plan, p, interval_ms, w, wm_after)
     if before is None:

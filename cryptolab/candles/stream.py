@@ -48,6 +48,7 @@ import gc
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from heapq import heappop
 from typing import Any
 
@@ -603,6 +604,11 @@ class _Rows:
             _add_rows(agg.add, c, symbols, t, pr, sz, a, hi, partition, late)
 
 
+def _fold_from(rows: _Rows, at: int, a: int, b: int) -> None:
+    """``rows.fold`` of rows ``a:b`` counted from row ``at``."""
+    rows.fold(at + a, at + b)
+
+
 def _fold_batch(agg: CandleAggregator, p: Partition, partition: int, rows: _Rows, symbols: Sequence[str]) -> None:
     """Fold a columnar batch of partition ``p``: each stretch whose windows all open, close and
     pass allowed lateness within the batch through :func:`~cryptolab.candles.sealed.fold_sealed`
@@ -631,7 +637,7 @@ def _fold_batch(agg: CandleAggregator, p: Partition, partition: int, rows: _Rows
                 plan, p, partition, agg.interval_ms, agg.intervals, symbols, rows.c[pos:], rows.t[pos:],
                 rows.pr[pos:], rows.sz[pos:], rows.run_max[pos:], rows.wm_after[pos:], agg._dirty,
                 agg._first_finals, gaps, agg.max_gap_fill, lambda: agg._close(partition, p),
-                lambda a, b, at=pos: rows.fold(at + a, at + b),
+                partial(_fold_from, rows, pos),
             )
             if done is None:  # a held window closes with a sealed one: all statefully
                 pos += plan.h
