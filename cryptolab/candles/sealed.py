@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from cryptolab.candles.kernels import group_bounds, group_ohlc, sequential_sums
+from cryptolab.candles.kernels import group_bounds, group_ohlc, negative_zeros, sums_in_row_order
 from cryptolab.candles.state import Partition
 from cryptolab.models import Candle
 from cryptolab.models.records import make_candle, one_trade_candles
@@ -213,7 +213,9 @@ def _windows(
     cols: list[list[Any]] = [[] for _ in range(11)]
     for order, starts, lengths in groups:
         g = group_ohlc(t[order], pr[order], sized[order], starts, lengths)
-        volume, pv_k = sequential_sums(np.take(flows, order, axis=1), starts, lengths)
+        values = np.take(flows, order, axis=1)  # summed in arrival order, as add() adds them
+        volume, pv_k = sums_in_row_order(np.repeat(np.arange(starts.shape[0]), lengths), values, lengths,
+                                         negative_zeros(values))
         for col, v in zip(cols, (g.open, g.high, g.low, g.close, g.first_ts, g.last_ts, g.high_ts, g.low_ts,
                                  volume, pv_k, g.sized), strict=True):
             col.append(v)
