@@ -5,6 +5,7 @@
 ``kernels``        the numpy reductions both engines share (groups, OHLC, exact sums)
 ``stream``         :class:`CandleAggregator`: watermarks, lateness, revisions, gap fill
 ``columns``        the aggregator's columnar fold (a chunk without window closes)
+``sealed``         a batch's windows that open, close and pass lateness in it, never held
 ``state``          the aggregator's per-partition state, its snapshot and restore
 ``batch``          :func:`candles_from_ticks`: the vectorised twin, bit-identical
 ``frames``         candle and tick frames, their UTC window columns

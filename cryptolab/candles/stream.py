@@ -44,9 +44,11 @@ True
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from heapq import heappop
 from typing import Any
 
@@ -56,9 +58,9 @@ import numpy.typing as npt
 from cryptolab.candles.accumulator import Accumulator
 from cryptolab.candles.columns import DirtyList, fold_chunk
 from cryptolab.candles.kernels import watermark_steps
+from cryptolab.candles.sealed import SEALED, fill_gaps, fold_sealed, plan_sealed
 from cryptolab.candles.state import NEG_INF, Partition, restore_partition, snapshot_partition
 from cryptolab.models import Candle, Tick, interval_name, parse_interval
-from cryptolab.models.records import make_candle
 
 __all__ = ["CandleAggregator", "Emission"]
 
@@ -320,35 +322,9 @@ class CandleAggregator:
         run_max, wm_before, wm_after = watermark_steps(t, p.max_ts, p.wm, self.out_of_orderness_ms, NEG_INF)
         # Every window end is a multiple of the grain: windows can only close at a tick
         # where the watermark crosses one, so between two such ticks nothing closes.
-        grain = self._grain
-        crossing = np.flatnonzero(wm_after // grain > wm_before // grain).tolist()
-        ends = crossing if crossing and crossing[-1] == n - 1 else [*crossing, n - 1]
-        crosses = set(crossing)
-        a = 0  # the first row not folded yet
-        s = 0  # the chunk's first row
-        for e in ends:
-            b = e + 1
-            if b - s < _VECTOR_MIN:  # a short chunk: with the next ones, tick by tick
-                s = b
-                continue
-            if s > a:
-                _add_rows(self.add, c, symbols, t, pr, sz, a, s, partition, late)
-            a = s
-            fold_chunk(p, partition, self.interval_ms, self.allowed_lateness_ms, self._dirty,
-                       c[a:b], symbols, t[a:b], pr[a:b], sz[a:b], wm_before[a:b], late[a:b])
-            self.too_late += int(late[a:b].sum())
-            mx = int(run_max[e])
-            if mx > p.max_ts:
-                p.max_ts = mx
-            wm = int(wm_after[e])
-            if wm > p.wm:
-                p.wm = wm
-            if e in crosses:
-                self._close(partition, p)
-            s = b
-            a = b
-        if n > a:
-            _add_rows(self.add, c, symbols, t, pr, sz, a, n, partition, late)
+        crossing = np.flatnonzero(wm_after // self._grain > wm_before // self._grain)
+        rows = _Rows(self, p, partition, c, symbols, t, pr, sz, run_max, wm_before, wm_after, crossing, late)
+        _fold_batch(self, p, partition, rows, symbols)
         return late
 
     # ----------------------------------------------------------------- closing
@@ -383,7 +359,7 @@ class CandleAggregator:
                         acc.closed = True
                         snap = acc.snap = acc.candle(symbol, name, ws, iv, final=True)
                         if gap_fill:
-                            _fill_gaps(self._gaps, self.max_gap_fill, p.last_close[k].get(symbol), symbol, ws, iv, name)
+                            fill_gaps(self._gaps, self.max_gap_fill, p.last_close[k].get(symbol), symbol, ws, iv, name)
                         last_close[symbol] = (ws, acc.close)
                         first_finals(snap)
                         if not acc.dirty:
@@ -429,6 +405,9 @@ class CandleAggregator:
         names = self.intervals
         it = iter(self._dirty)
         for _partition, k, ws, symbol, acc in zip(it, it, it, it, it, strict=True):
+            if k == SEALED:  # windows that opened and closed in one batch: their final candles
+                out.finals.extend(acc)
+                continue
             acc.dirty = False
             if acc.closed:
                 snap = acc.snap
@@ -514,28 +493,13 @@ class CandleAggregator:
         >>> agg.drain().updates
         []
         """
-        for acc in self._dirty[4::5]:
-            acc.dirty = False
+        d = self._dirty
+        for k, acc in zip(d[1::5], d[4::5], strict=True):
+            if k != SEALED:
+                acc.dirty = False
         self._dirty = []
         self._first_finals = []
         self._gaps = []
-
-
-def _fill_gaps(
-    out: list[Candle], cap: int, last: tuple[int, float] | None, symbol: str, ws: int, iv: int, name: str
-) -> None:
-    """Append to ``out`` the flat gap candles (at most ``cap``) of ``symbol``'s windows without
-    trades between ``last`` (the start and close of its last closed traded window) and ``ws``."""
-    if last is None:
-        return
-    prev_ws, prev_close = last
-    start = prev_ws + iv
-    n = 0
-    while start < ws and n < cap:
-        out.append(make_candle(symbol, name, start, start + iv, prev_close, prev_close, prev_close, prev_close,
-                               0.0, None, 0, start, start, start, start, 0, True, True))
-        start += iv
-        n += 1
 
 
 def _fold_on_time(
@@ -586,3 +550,103 @@ def _add_rows(
     ):
         if not add(symbols[code], ts, price, None if size != size else size, partition):
             late[i] = True
+
+
+class _Rows:
+    """A columnar batch of one partition, folded through the stateful path a range of rows at a
+    time (:meth:`fold`), as :meth:`CandleAggregator.add` would fold them one after the other."""
+
+    def __init__(
+        self, agg: CandleAggregator, p: Partition, partition: int, c: npt.NDArray[np.int64],
+        symbols: Sequence[str], t: npt.NDArray[np.int64], pr: npt.NDArray[np.float64],
+        sz: npt.NDArray[np.float64], run_max: npt.NDArray[np.int64], wm_before: npt.NDArray[np.int64],
+        wm_after: npt.NDArray[np.int64], crossing: npt.NDArray[np.intp], late: npt.NDArray[np.bool_],
+    ) -> None:
+        self.agg, self.p, self.partition, self.c, self.symbols = agg, p, partition, c, symbols
+        self.t, self.pr, self.sz, self.late = t, pr, sz, late
+        self.run_max, self.wm_before, self.wm_after, self.crossing = run_max, wm_before, wm_after, crossing
+
+    def fold(self, lo: int, hi: int) -> None:
+        """Fold rows ``lo:hi``: with numpy between the ticks at which the watermark crosses a
+        window boundary (after which the windows it reaches close), short stretches tick by tick."""
+        if hi <= lo:
+            return
+        agg, p, partition = self.agg, self.p, self.partition
+        c, symbols, t, pr, sz, late = self.c, self.symbols, self.t, self.pr, self.sz, self.late
+        cr = self.crossing
+        crossing = cr[int(np.searchsorted(cr, lo)):int(np.searchsorted(cr, hi))].tolist()
+        ends = crossing if crossing and crossing[-1] == hi - 1 else [*crossing, hi - 1]
+        crosses = set(crossing)
+        a = lo  # the first row not folded yet
+        s = lo  # the chunk's first row
+        for e in ends:
+            b = e + 1
+            if b - s < _VECTOR_MIN:  # a short chunk: with the next ones, tick by tick
+                s = b
+                continue
+            if s > a:
+                _add_rows(agg.add, c, symbols, t, pr, sz, a, s, partition, late)
+            a = s
+            fold_chunk(p, partition, agg.interval_ms, agg.allowed_lateness_ms, agg._dirty,
+                       c[a:b], symbols, t[a:b], pr[a:b], sz[a:b], self.wm_before[a:b], late[a:b])
+            agg.too_late += int(late[a:b].sum())
+            mx = int(self.run_max[e])
+            if mx > p.max_ts:
+                p.max_ts = mx
+            wm = int(self.wm_after[e])
+            if wm > p.wm:
+                p.wm = wm
+            if e in crosses:
+                agg._close(partition, p)
+            s = b
+            a = b
+        if hi > a:
+            _add_rows(agg.add, c, symbols, t, pr, sz, a, hi, partition, late)
+
+
+def _fold_from(rows: _Rows, at: int, a: int, b: int) -> None:
+    """``rows.fold`` of rows ``a:b`` counted from row ``at``."""
+    rows.fold(at + a, at + b)
+
+
+def _fold_batch(agg: CandleAggregator, p: Partition, partition: int, rows: _Rows, symbols: Sequence[str]) -> None:
+    """Fold a columnar batch of partition ``p``: each stretch whose windows all open, close and
+    pass allowed lateness within the batch through :func:`~cryptolab.candles.sealed.fold_sealed`
+    (never held), the rest through the stateful path.
+
+    A final candle per sealed window (three per tick on sparse data) is built, all alive until
+    the drain: the cyclic garbage collector, which they would trigger again and again to find
+    nothing (they refer to no container), is paused meanwhile, as the consumer pauses it around
+    a batch.
+    """
+    n = int(rows.t.shape[0])
+    gaps = agg._gaps if agg.gap_fill else None
+    pos = 0
+    paused = False
+    try:
+        while pos < n:
+            plan = plan_sealed(p, agg.interval_ms, agg.allowed_lateness_ms, rows.t[pos:], rows.wm_before[pos:],
+                               rows.wm_after[pos:], max(1, _VECTOR_MIN // 8))
+            if plan is None:
+                break
+            rows.fold(pos, pos + plan.h)  # the head: it folds into windows held before
+            if not paused and gc.isenabled():
+                gc.disable()
+                paused = True
+            done = fold_sealed(
+                plan, p, partition, agg.interval_ms, agg.intervals, symbols, rows.c[pos:], rows.t[pos:],
+                rows.pr[pos:], rows.sz[pos:], rows.run_max[pos:], rows.wm_after[pos:], agg._dirty,
+                agg._first_finals, gaps, agg.max_gap_fill, lambda: agg._close(partition, p),
+                partial(_fold_from, rows, pos),
+            )
+            if done is None:  # a held window closes with a sealed one: all statefully
+                pos += plan.h
+                break
+            region = np.logical_or.reduce(plan.too_late)[plan.h:plan.m]
+            rows.late[pos + plan.h:pos + plan.m] = region
+            agg.too_late += int(region.sum())
+            pos += done
+        rows.fold(pos, n)
+    finally:
+        if paused:
+            gc.enable()

@@ -172,3 +172,141 @@ def test_sequential_sums_round_like_a_loop(shape):
             for x in values[s : s + n, col].tolist():
                 acc += x
             assert repr(got[g, col].item()) == repr(float(acc))
+
+
+# ------------------------------------------------------------------ sealed windows
+# On sparse data add_columns folds the windows that open, close and pass allowed lateness
+# within a batch with numpy and never holds them (cryptolab.candles.sealed): the emissions,
+# late ticks and snapshots must stay those of add() tick by tick.
+
+gaps_ms = st.one_of(
+    st.integers(0, 30_000),  # a burst: several ticks per window
+    st.integers(60_000, 20 * 60_000),  # a few minutes: windows open and close
+    st.integers(15 * 60_000, 3 * 3_600_000),  # hours: every window seals
+    st.integers(-90_000, -1),  # out of order: on time, late within lateness or too late
+)
+sparse_strategy = st.lists(
+    st.tuples(st.sampled_from(SYMS[:3]), gaps_ms, st.floats(0.5, 2.0).map(lambda x: round(x, 1)), sizes,
+              st.integers(0, 1)),
+    min_size=1,
+    max_size=400,
+)
+
+
+def _sparse_rows(steps):
+    """Rows at the cumulated gaps (never before the first)."""
+    rows, now = [], 0
+    for symbol, gap, price, size, part in steps:
+        now = max(0, now + gap)
+        rows.append((symbol, now, price, size, part))
+    return rows
+
+
+@given(steps=sparse_strategy, cuts=st.lists(st.integers(0, 400), max_size=4),
+       ooo=st.sampled_from([0, 1_000, 30_000]), lateness=st.sampled_from([0, 60_000, 120_000]),
+       intervals=st.sampled_from(["1m,5m,15m", "1m", "2m,5m", "1s,1m"]), gap_fill=st.booleans(),
+       restart=st.one_of(st.none(), st.integers(0, 4)), idle=st.one_of(st.none(), st.integers(0, 4)))
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_sparse_batches_equal_add_per_tick(vector_min, steps, cuts, ooo, lateness, intervals, gap_fill,
+                                           restart, idle):
+    """Gaps of seconds to hours, out-of-order ticks (on time, within lateness and too late),
+    batch boundaries, gap fill, restarts from snapshots and idle closes."""
+    rows = _sparse_rows(steps)
+    kw = dict(intervals=intervals, ooo=ooo, lateness=lateness, gap_fill=gap_fill, restart_at=restart,
+              idle_at=idle)
+    want = _run(rows, cuts, columnar=False, **kw)
+    got = _run(rows, cuts, columnar=True, **kw)
+    _same(got, want)
+
+
+def _counting_sealed(monkeypatch):
+    """Count fold_sealed's outcomes (True: a region was sealed; False: it fell back)."""
+    from collections import Counter
+
+    seen: Counter[bool] = Counter()
+    real = stream.fold_sealed
+
+    def counted(*args, **kwargs):
+        done = real(*args, **kwargs)
+        seen[done is not None] += 1
+        return done
+
+    monkeypatch.setattr(stream, "fold_sealed", counted)
+    return seen
+
+
+@pytest.mark.parametrize("gap_fill", [False, True])
+def test_a_sparse_stream_seals_its_windows_and_equals_add(monkeypatch, gap_fill):
+    """A thin market in consumer-sized batches: a tick every 7 to 50 minutes with bursts, some
+    out of order; nearly every window is sealed, and the output is add()'s."""
+    seen = _counting_sealed(monkeypatch)
+    rng = np.random.default_rng(11)
+    n = 3_000
+    gaps = np.where(rng.random(n) < 0.2, rng.integers(0, 20_000, n), rng.integers(7 * 60_000, 50 * 60_000, n))
+    ts = np.cumsum(gaps) + np.where(rng.random(n) < 0.05, -rng.integers(0, 90_000, n), 0)
+    rows = [(SYMS[int(i) % 2], int(t), float(p), None if z < 0.05 else float(z), 0)
+            for i, t, p, z in zip(rng.integers(0, 2, n), ts, np.round(rng.uniform(1, 2, n), 2),
+                                  rng.random(n), strict=True)]
+    kw = dict(intervals="1m,5m,15m", ooo=1_000, lateness=60_000, gap_fill=gap_fill, restart_at=1)
+    cuts = [700, 1_400, 1_401, 2_200]
+    want = _run(rows, cuts, columnar=False, **kw)
+    got = _run(rows, cuts, columnar=True, **kw)
+    _same(got, want)
+    assert seen[True] >= 4
+
+
+def test_a_batch_starting_inside_held_windows_folds_its_head_first(monkeypatch):
+    """The batch's first ticks fold into windows held from the last batch (the head, through the
+    stateful path); the sparse rest is sealed."""
+    seen = _counting_sealed(monkeypatch)
+    first = [("BTC-USD", i * 1_000, 1.0, 1.0, 0) for i in range(10)]
+    rest = [("BTC-USD", 20_000 + i * 1_000, 1.5, 1.0, 0) for i in range(30)]  # the same windows
+    rest += [("BTC-USD", 3_600_000 + i * 40 * 60_000, 1.0 + i % 5, 2.0, 0) for i in range(600)]
+    kw = dict(intervals="1m,5m,15m", ooo=1_000, lateness=60_000)
+    want = _run(first + rest, [10], columnar=False, **kw)
+    got = _run(first + rest, [10], columnar=True, **kw)
+    _same(got, want)
+    assert seen[True] == 1
+
+
+def test_sealed_windows_are_not_held():
+    """A sparse batch holds only the windows still open or inside allowed lateness at its end."""
+    agg = CandleAggregator(intervals="1m,5m,15m", out_of_orderness_ms=1_000, allowed_lateness_ms=60_000)
+    n = 1_000
+    ts = [T0 + i * 40 * 60_000 for i in range(n)]
+    assert not agg.add_columns([0] * n, ["BTC-USD"], ts, [1.0] * n, [1.0] * n).any()
+    assert agg.open_windows() == 3  # the last tick's
+    out = agg.drain()
+    assert (len(out.finals), len(out.first_finals), len(out.updates)) == (3 * (n - 1), 3 * (n - 1), 3)
+
+
+@pytest.mark.parametrize("gap_fill", [False, True])
+def test_sealed_and_held_windows_closing_at_one_tick_keep_their_order(monkeypatch, gap_fill):
+    """A batch opens with an out-of-order tick (on time) for the minute before a held window:
+    the next tick closes both, the sealed one first (by start, as add() pops them)."""
+    seen = _counting_sealed(monkeypatch)
+    first = [("BTC-USD", i * 70_000, 1.0 + (i % 4) / 10, 1.0, 0) for i in range(300)]
+    end = (first[-1][1] // 60_000 + 2) * 60_000 + 20_000  # 20 s into a minute, none in the last
+    first.append(("BTC-USD", end, 2.0, 1.0, 0))
+    second = [("BTC-USD", end - 40_000, 3.0, 1.0, 0)]  # the minute before, on time (30 s)
+    second += [("BTC-USD", end + 80_000 + i * 70_000, 1.5, 2.0, 0) for i in range(300)]
+    kw = dict(intervals="1m", ooo=30_000, lateness=0, gap_fill=gap_fill)
+    want = _run(first + second, [len(first)], columnar=False, **kw)
+    got = _run(first + second, [len(first)], columnar=True, **kw)
+    _same(got, want)
+    assert seen[True] >= 2
+
+
+def test_a_region_whose_closes_cannot_keep_their_order_is_folded_statefully(monkeypatch):
+    """When sealed and held windows closing at one tick would interleave, fold_sealed leaves the
+    region to the stateful path (forced here), and the output is still add()'s."""
+    from cryptolab.candles import sealed
+
+    seen = _counting_sealed(monkeypatch)
+    monkeypatch.setattr(sealed, "_held_closes_first", lambda *args: None)
+    rows = [("BTC-USD", i * 40 * 60_000, 1.0 + i % 3, 1.0, 0) for i in range(600)]
+    kw = dict(intervals="1m,5m,15m", ooo=1_000, lateness=60_000, gap_fill=True)
+    want = _run(rows, [300], columnar=False, **kw)
+    got = _run(rows, [300], columnar=True, **kw)
+    _same(got, want)
+    assert seen[False] >= 2 and not seen[True]
