@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from cryptolab.cli import main
 from cryptolab.errors import FencedError, StoreError
 from cryptolab.models import Candle
-from cryptolab.store import HYPERTABLE_CHUNK_MS, PartitionProgress, Store
+from cryptolab.store import HYPERTABLE_CHUNK_MS, SCHEMA_VERSION, PartitionProgress, Store
 from cryptolab.store.dialects import PostgresDialect
 
 pytestmark = pytest.mark.integration
@@ -138,7 +138,7 @@ def test_failing_timescale_setup_falls_back_to_a_plain_table(
         assert "TimescaleDB could not be enabled" in caplog.text
         s.commit_batch(group="g", topic="t", candles=[candle(0)])
         assert s.candles() == [candle(0)]
-        assert s.schema_version() == 1
+        assert s.schema_version() == SCHEMA_VERSION
 
 
 def test_concurrent_init_is_safe(pg_url: str) -> None:
