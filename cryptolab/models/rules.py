@@ -201,7 +201,10 @@ class Rule:
             validate_symbol(self.symbol)
         if not isinstance(self.interval, str):
             raise ValidationError("interval", f"must be a string like 1m, got {self.interval!r}")
-        object.__setattr__(self, "interval", interval_name(parse_interval(self.interval)))
+        try:
+            object.__setattr__(self, "interval", interval_name(parse_interval(self.interval)))
+        except ValidationError as exc:
+            raise ValidationError("interval", f"{self.interval!r}: {exc.reason}") from None
         if not isinstance(self.enabled, bool):
             raise ValidationError("enabled", f"must be true or false, got {self.enabled!r}")
         if isinstance(self.created, bool) or not isinstance(self.created, int) or self.created < 0:

@@ -22,6 +22,7 @@ from cryptolab.errors import FencedError
 from cryptolab.models import Alert, Candle
 from cryptolab.pipeline.retries import StoreRetry
 from cryptolab.pipeline.stats import PipelineStats
+from cryptolab.store.records import WebhookDelivery
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.store import Store
@@ -44,6 +45,7 @@ class CommitJob:
     expected: dict[int, int | None]
     inserted: list[Alert] = field(default_factory=list)
     fenced: FencedError | None = None
+    deliveries: list[WebhookDelivery] = field(default_factory=list)
 
 
 class Committer:
@@ -120,6 +122,7 @@ class Committer:
                 lambda: self.store.commit_batch(
                     group=self.group, topic=self.topic, candles=job.finals, alerts=job.alerts,
                     late_ticks=job.late, progress=job.progress, expected_offsets=job.expected,
+                    deliveries=job.deliveries,
                 )
             )
         except FencedError as exc:

@@ -34,7 +34,9 @@ from cryptolab.pipeline.end import EndOfTopic
 from cryptolab.pipeline.partitions import Partitions
 from cryptolab.pipeline.relay import Relay
 from cryptolab.pipeline.retries import StoreRetry
+from cryptolab.pipeline.rules import RuleEngine
 from cryptolab.pipeline.stats import PipelineStats
+from cryptolab.pipeline.webhooks import WebhookSender
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.cache import Cache
@@ -57,6 +59,9 @@ class CandlePipeline:
         Adapters (default: built from ``settings``).
     scorer
         ``True`` (default detectors), an ``AnomalyScorer``, or ``None`` to skip scoring.
+    rules
+        ``True``: evaluate the store's user alert rules and send their webhooks
+        (:mod:`~cryptolab.pipeline.rules`, :mod:`~cryptolab.pipeline.webhooks`); ``False``: not.
     group, topic
         Override the consumer group and tick topic.
     batch_size, batch_timeout
@@ -88,6 +93,7 @@ class CandlePipeline:
         store: Store | None = None,
         cache: Cache | None = None,
         scorer: Any = True,
+        rules: bool = True,
         group: str | None = None,
         topic: str | None = None,
         batch_size: int = 20_000,
@@ -126,6 +132,11 @@ class CandlePipeline:
 
             scorer = AnomalyScorer(detectors=default_detectors(seed=0), history=self._stored_finals)
         self.scorer = scorer or None
+        self.rules: RuleEngine | None = None
+        self._webhooks: WebhookSender | None = None
+        if rules and hasattr(store, "rules") and hasattr(store, "webhooks"):
+            self.rules = RuleEngine(store.rules, s, history=self._last_finals)
+            self._webhooks = WebhookSender(store.webhooks, s)
         self.stats = PipelineStats()
         self._consumer_overrides = consumer_overrides or {}
         self._partitions = Partitions(self.topic, self.aggregator)
@@ -184,11 +195,17 @@ class CandlePipeline:
         forget = getattr(self.scorer, "forget", None)
         if forget is not None:
             forget()
+        if self.rules is not None:
+            self.rules.forget()
 
     def _stored_finals(self, symbol: str, interval: str, before_ms: int) -> list[Candle]:
         """The scorer's warm-up history, read with the commit's retries (a database restart
         must not kill the consumer when a stream first shows up)."""
         return self._retry(lambda: self.store.final_candles_since(symbol, interval, before_ms))
+
+    def _last_finals(self, symbol: str, interval: str, before_ms: int, limit: int) -> list[Candle]:
+        """The rules' look-back: the stream's last ``limit`` stored final candles before a window."""
+        return self._retry(lambda: self.store.final_candles_since(symbol, interval, before_ms, limit))
 
     def _resync(self, partitions: list[int]) -> None:
         """After being fenced: reload progress and seek back to what the store says."""
@@ -294,11 +311,15 @@ class CandlePipeline:
         self.waiting_for = []
         self._assigned = False
         self._committer.start()
+        if self._webhooks is not None:
+            self._webhooks.start()
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         return consumer, end
 
     def _close_clients(self) -> None:
         self._committer.shutdown()
+        if self._webhooks is not None:
+            self._webhooks.close()
         if self._producer is not None:
             self._producer.flush(10)
             self._producer = self._dead_letters.producer = self._relay.producer = None
@@ -423,11 +444,15 @@ class CandlePipeline:
         if self.scorer is not None and em.first_finals:
             now_ms = int(time.time() * 1000)
             alerts = list(self.scorer.score(em.first_finals, now_ms=now_ms))
+        fired = self.rules.score(em.first_finals) if self.rules is not None and em.first_finals else []
+        if fired:
+            alerts += fired
         if self._dead_letters.pending and self._dead_letters.producer is not None:
             self._dead_letters.flush()
         progress, expected = self._partitions.checkpoint()
         job = CommitJob(finals=em.finals, updates=em.updates, alerts=alerts, late=self._late_pending,
-                        progress=progress, expected=expected)
+                        progress=progress, expected=expected,
+                        deliveries=self.rules.deliveries(fired) if fired and self.rules else [])
         self._late_pending = []
         if self._committer.running:
             self._committer.submit(job)
@@ -450,6 +475,8 @@ class CandlePipeline:
         self.stats.candles_final += len(job.finals)
         self.stats.candle_updates += len(job.updates)
         self.stats.alerts += len(job.inserted)
+        if job.deliveries and self._webhooks is not None:
+            self._webhooks.nudge()
         if self._consumer is not None and job.progress:
             offs = [TopicPartition(self.topic, p, pr.offset) for p, pr in job.progress.items()]
             try:

@@ -123,6 +123,9 @@ class WebhookOutbox:
         it is running: a sender that dies holding a lease delays its deliveries by at most
         ``lease_ms``, it loses none.
         """
+        with self.db.errors("webhook claim"), self.db.read() as conn:  # no write lock while idle
+            if conn.execute(sa.select(_C.id).where(self._due(now_ms)).limit(1)).first() is None:
+                return []
         with self.db.errors("webhook claim"), self.db.write() as conn:
             ids = [int(i) for i in conn.execute(
                 sa.select(_C.id).where(self._due(now_ms)).order_by(_C.next_attempt_ms, _C.id).limit(limit)

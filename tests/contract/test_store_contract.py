@@ -18,8 +18,8 @@ from cryptolab.store import (
     ALERT_CSV_COLUMNS,
     CANDLE_CSV_COLUMNS,
     HISTORY_COLUMNS,
-    LateTick,
     SCHEMA_VERSION,
+    LateTick,
     PartitionProgress,
     Store,
 )

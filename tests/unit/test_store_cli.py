@@ -13,7 +13,13 @@ import pytest
 
 from cryptolab.cli import EXIT_BROKEN_PIPE, main
 from cryptolab.models import Alert, Candle
-from cryptolab.store import ALERT_CSV_COLUMNS, CANDLE_CSV_COLUMNS, SCHEMA_VERSION, PartitionProgress, Store
+from cryptolab.store import (
+    ALERT_CSV_COLUMNS,
+    CANDLE_CSV_COLUMNS,
+    SCHEMA_VERSION,
+    PartitionProgress,
+    Store,
+)
 
 T0 = 1_700_000_040_000
 
