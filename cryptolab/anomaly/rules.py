@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from cryptolab.models import Alert, Candle
 from cryptolab.models.rules import Rule
@@ -101,7 +102,7 @@ def evaluate(rule: Rule, candle: Candle, previous: Sequence[Candle]) -> Alert | 
         feats = {"pct": pct, "from_open": float(first.open), "close": float(candle.close),
                  "candles": float(p["candles"])}
     else:
-        level = float(sum(c.volume for c in previous[len(previous) - need:])) / need
+        level = float(sum(c.volume for c in islice(previous, len(previous) - need, None))) / need
         if level <= 0:
             return None
         ratio = float(candle.volume) / level
