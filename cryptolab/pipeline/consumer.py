@@ -132,11 +132,7 @@ class CandlePipeline:
 
             scorer = AnomalyScorer(detectors=default_detectors(seed=0), history=self._stored_finals)
         self.scorer = scorer or None
-        self.rules: RuleEngine | None = None
-        self._webhooks: WebhookSender | None = None
-        if rules and hasattr(store, "rules") and hasattr(store, "webhooks"):
-            self.rules = RuleEngine(store.rules, s, history=self._last_finals)
-            self._webhooks = WebhookSender(store.webhooks, s)
+        self.rules, self._webhooks = _rule_engine(store, s, self._last_finals) if rules else (None, None)
         self.stats = PipelineStats()
         self._consumer_overrides = consumer_overrides or {}
         self._partitions = Partitions(self.topic, self.aggregator)
@@ -499,3 +495,10 @@ class CandlePipeline:
     def aggregator_has_output(self) -> bool:
         """Whether the aggregator holds output not yet committed/published."""
         return self.aggregator.has_output()
+
+
+def _rule_engine(store: Any, settings: Settings, history: Any) -> tuple[RuleEngine | None, WebhookSender | None]:
+    """The user alert rules of ``store`` and the sender of their webhooks (none for a store without)."""
+    if not (hasattr(store, "rules") and hasattr(store, "webhooks")):
+        return None, None
+    return RuleEngine(store.rules, settings, history=history), WebhookSender(store.webhooks, settings)

@@ -53,7 +53,7 @@ class WebhookSender:
     >>> from cryptolab.store import Store
     >>> sender = WebhookSender(Store("sqlite://").webhooks, Settings.from_env({}))
     >>> sender.lease_ms, sender.attempts
-    (130000, 8)
+    (110000, 8)
     """
 
     def __init__(self, outbox: Any, settings: Settings, *, client: httpx.Client | None = None) -> None:
@@ -63,7 +63,7 @@ class WebhookSender:
         self.backoff_ms = settings.webhook_backoff_ms
         self.timeout_s = settings.webhook_timeout_ms / 1000
         #: A lease outlives the POSTs of one claim.
-        self.lease_ms = _CLAIM * settings.webhook_timeout_ms + 30_000
+        self.lease_ms = _CLAIM * settings.webhook_timeout_ms + 10_000
         self._client = client
         self._own_client = client is None
         self._wake = threading.Event()
