@@ -90,3 +90,21 @@ def test_settling_records_each_outcome(store: Store) -> None:
     (done,) = store.webhooks.list()
     assert (done.status, done.attempts, done.last_status, done.delivered_ms) == ("delivered", 2, 204, now + 11)
     assert store.webhooks.counts() == {"delivered": 1} and store.webhooks.next_due_ms() is None
+
+
+def test_a_v1_store_is_upgraded_with_the_rules_and_outbox_tables(store_backend) -> None:
+    import sqlalchemy as sa
+
+    store = store_backend.make()
+    with store._write() as conn:  # back to the layout of schema v1
+        conn.exec_driver_sql("DROP TABLE webhook_deliveries")
+        conn.exec_driver_sql("DROP TABLE rules")
+        conn.exec_driver_sql("DELETE FROM schema_version")
+        conn.exec_driver_sql("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)")
+    assert store.schema_version() == 1
+    upgraded = store_backend.make()  # init() upgrades
+    assert upgraded.schema_version() == 2
+    upgraded.rules.add(Rule(id="after", kind="move", params={"pct": 1}))
+    assert [r.id for r in upgraded.rules.list()] == ["after"] and upgraded.webhooks.counts() == {}
+    with upgraded._read() as conn:
+        assert {"rules", "webhook_deliveries"} <= set(sa.inspect(conn).get_table_names())
