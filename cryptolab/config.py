@@ -44,7 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 from cryptolab.errors import ConfigError, ValidationError
 from cryptolab.models import parse_duration, parse_intervals
 
-__all__ = ["ENV_VARS", "Settings", "redact", "redact_url"]
+__all__ = ["ENV_VARS", "Settings", "redact", "redact_url", "redact_webhook"]
 
 _SECRET_WORDS: Final = ("password", "secret", "key", "token", "credential")
 
@@ -74,6 +74,21 @@ def redact_url(url: str | None) -> str | None:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def redact_webhook(url: str) -> str:
+    """A webhook URL with only its scheme and host shown (Slack's and Discord's paths are credentials).
+
+    Examples
+    --------
+    >>> redact_webhook("https://hooks.slack.com/services/T000/B000/XXXX")
+    'https://hooks.slack.com/***'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    return f"{parts.scheme}://{parts.hostname or ''}{'' if parts.port is None else f':{parts.port}'}/***"
 
 
 def redact(key: str, value: Any) -> Any:
@@ -143,6 +158,25 @@ ENV_VARS: Final[dict[str, _Var]] = {
         "data_dir", "Where embedded databases, reports and outputs go", ".cryptolab"
     ),
     "CRYPTOLAB_LOG_LEVEL": _Var("log_level", "Logging level of the CLI (--log-level overrides)", "WARNING"),
+    "CRYPTOLAB_WEBHOOK_URLS": _Var(
+        "webhook_urls", "Comma-separated URLs every rule alert is POSTed to (besides a rule's own webhook)", ""
+    ),
+    "CRYPTOLAB_WEBHOOK_SECRET": _Var(
+        "webhook_secret", "HMAC-SHA256 key of the X-Cryptolab-Signature header (secret); unset = unsigned", ""
+    ),
+    "CRYPTOLAB_WEBHOOK_FORMAT": _Var(
+        "webhook_format", "Body sent to CRYPTOLAB_WEBHOOK_URLS: json, slack or discord", "json"
+    ),
+    "CRYPTOLAB_WEBHOOK_ATTEMPTS": _Var(
+        "webhook_attempts", "POSTs of one delivery before it is marked failed", "8"
+    ),
+    "CRYPTOLAB_WEBHOOK_BACKOFF": _Var(
+        "webhook_backoff", "Wait before the first retry of a webhook; doubled each retry, up to 1h", "2s"
+    ),
+    "CRYPTOLAB_WEBHOOK_TIMEOUT": _Var("webhook_timeout", "Timeout of one webhook POST", "10s"),
+    "CRYPTOLAB_RULES_RELOAD": _Var(
+        "rules_reload", "How often a consumer reads the rules table again (0s = at start only)", "5s"
+    ),
     "CRYPTOLAB_NOTEBOOKS_DIR": _Var(
         "notebooks_dir",
         "Notebooks folder searched after ./notebooks, before the copy shipped with cryptolab",
@@ -194,6 +228,13 @@ class Settings:
     log_level: str = "WARNING"
     notebooks_dir: Path | None = None
     pipelines_dir: Path | None = None
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    webhook_format: str = "json"
+    webhook_attempts: int = 8
+    webhook_backoff_ms: int = 2_000
+    webhook_timeout_ms: int = 10_000
+    rules_reload_ms: int = 5_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -231,6 +272,7 @@ class Settings:
             "idle_timeout",
             "max_clock_skew",
             "end_wait",
+            *_DURATIONS,
         }
         unknown = set(values) - known
         if unknown:
@@ -258,6 +300,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name == "kafka_options":
                 value = {k: redact(k, v) for k, v in value.items()}
+            elif f.name == "webhook_urls":  # a chat webhook's path is its credential
+                value = tuple(redact_webhook(u) for u in value)
             elif isinstance(value, Path):
                 value = str(value)
             out[f.name] = redact(f.name, value)
@@ -291,10 +335,44 @@ def _to_int(name: str, raw: Any, minimum: int) -> int:
     return value
 
 
+#: Duration settings of the rules and webhooks (``<name>`` in text, ``<name>_ms`` as a number).
+_DURATIONS: Final = ("webhook_backoff", "webhook_timeout", "rules_reload")
+
+
+def _webhook_urls(raw: Any) -> tuple[str, ...]:
+    """``CRYPTOLAB_WEBHOOK_URLS``: comma-separated http(s) URLs."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    urls = tuple(str(u).strip() for u in items if str(u).strip())
+    for u in urls:
+        if not re.fullmatch(r"https?://[^\s/?#]+\S*", u):
+            raise ConfigError(f"webhook_urls: {redact_url(u)!r} is not an http:// or https:// URL")
+    return urls
+
+
+def _coerce_rules(key: str, raw: Any) -> Any:
+    """The value of a rules or webhooks setting."""
+    if key in _DURATIONS:
+        return parse_duration(raw)
+    if key.endswith("_ms"):
+        return parse_duration(raw) if isinstance(raw, str) else _to_int(key, raw, 0)
+    if key == "webhook_urls":
+        return _webhook_urls(raw)
+    if key == "webhook_attempts":
+        return _to_int(key, raw, 1)
+    if key == "webhook_format":
+        fmt = str(raw).lower()
+        if fmt not in ("json", "slack", "discord"):
+            raise ConfigError(f"webhook_format: expected json, slack or discord, got {raw!r}")
+        return fmt
+    return str(raw) or None  # webhook_secret
+
+
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, raw in values.items():
-        if key in ("out_of_orderness", "allowed_lateness", "idle_timeout", "max_clock_skew", "end_wait"):
+        if key.startswith(("webhook_", "rules_")):
+            out[f"{key}_ms" if key in _DURATIONS else key] = _coerce_rules(key, raw)
+        elif key in ("out_of_orderness", "allowed_lateness", "idle_timeout", "max_clock_skew", "end_wait"):
             out[f"{key}_ms"] = parse_duration(raw)
         elif key in ("out_of_orderness_ms", "allowed_lateness_ms", "idle_timeout_ms", "max_clock_skew_ms",
                      "end_wait_ms"):

@@ -23,6 +23,7 @@ from cryptolab.errors import FencedError
 from cryptolab.models import Alert, Candle
 from cryptolab.pipeline.retries import StoreRetry
 from cryptolab.pipeline.stats import CommitTimes, PipelineStats
+from cryptolab.store.records import WebhookDelivery
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.store import Store
@@ -45,6 +46,7 @@ class CommitJob:
     expected: dict[int, int | None]
     inserted: list[Alert] = field(default_factory=list)
     fenced: FencedError | None = None
+    deliveries: list[WebhookDelivery] = field(default_factory=list)
 
 
 class Committer:
@@ -124,6 +126,7 @@ class Committer:
                 lambda: self.store.commit_batch(
                     group=self.group, topic=self.topic, candles=job.finals, alerts=job.alerts,
                     late_ticks=job.late, progress=job.progress, expected_offsets=job.expected,
+                    deliveries=job.deliveries,
                 )
             )
         except FencedError as exc:

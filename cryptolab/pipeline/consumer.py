@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from cryptolab.candles.stream import CandleAggregator
 from cryptolab.config import Settings
@@ -34,7 +34,9 @@ from cryptolab.pipeline.end import EndOfTopic
 from cryptolab.pipeline.partitions import Partitions
 from cryptolab.pipeline.relay import Relay
 from cryptolab.pipeline.retries import StoreRetry
+from cryptolab.pipeline.rules import RuleEngine
 from cryptolab.pipeline.stats import CommitTimes, PipelineStats
+from cryptolab.pipeline.webhooks import WebhookSender
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.cache import Cache
@@ -57,6 +59,9 @@ class CandlePipeline:
         Adapters (default: built from ``settings``).
     scorer
         ``True`` (default detectors), an ``AnomalyScorer``, or ``None`` to skip scoring.
+    rules
+        ``True``: evaluate the store's user alert rules and send their webhooks
+        (:mod:`~cryptolab.pipeline.rules`, :mod:`~cryptolab.pipeline.webhooks`); ``False``: not.
     group, topic
         Override the consumer group and tick topic.
     batch_size, batch_timeout
@@ -88,6 +93,7 @@ class CandlePipeline:
         store: Store | None = None,
         cache: Cache | None = None,
         scorer: Any = True,
+        rules: bool = True,
         group: str | None = None,
         topic: str | None = None,
         batch_size: int = 20_000,
@@ -98,34 +104,22 @@ class CandlePipeline:
     ) -> None:
         self.settings = settings or Settings.from_env()
         s = self.settings
-        if store is None:
-            from cryptolab.store import Store
-
-            store = Store.from_settings(s)
-            store.init()
-        if cache is None:
-            from cryptolab.cache import open_cache
-
-            cache = open_cache(s)
-        self.store = store
-        self.cache = cache
+        self.store = store = store if store is not None else _open_store(s)
+        self.cache = cache = cache if cache is not None else _open_cache(s)
         self.group = group or s.group
         self.topic = topic or s.topic
         self.batch_size = batch_size
         self.batch_timeout = batch_timeout
         self.on_commit = on_commit
         self.on_batch = on_batch
-        self.aggregator = CandleAggregator(
-            intervals=s.intervals,
-            out_of_orderness_ms=s.out_of_orderness_ms,
-            allowed_lateness_ms=s.allowed_lateness_ms,
-            gap_fill=s.gap_fill,
-        )
+        self.aggregator = CandleAggregator(intervals=s.intervals, out_of_orderness_ms=s.out_of_orderness_ms,
+                                           allowed_lateness_ms=s.allowed_lateness_ms, gap_fill=s.gap_fill)
         if scorer is True:
             from cryptolab.anomaly import AnomalyScorer, default_detectors
 
             scorer = AnomalyScorer(detectors=default_detectors(seed=0), history=self._stored_finals)
         self.scorer = scorer or None
+        self.rules, self._webhooks = _rule_engine(store, s, self._last_finals) if rules else (None, None)
         self.stats = PipelineStats()
         self._consumer_overrides = consumer_overrides or {}
         self._partitions = Partitions(self.topic, self.aggregator)
@@ -167,17 +161,7 @@ class CandlePipeline:
         ``None`` until known), the watermark is epoch ms (``None`` before any tick). Safe
         to call from any thread (a metrics scrape): what it reads may be a batch old.
         """
-        consumer, out = self._consumer, {}
-        for p, o in list(self._partitions.owned.items()):
-            behind = None
-            if consumer is not None:
-                try:
-                    _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
-                except (KafkaException, RuntimeError):  # not fetched yet, or closing
-                    high = -1
-                behind = max(0, high - o.next_offset) if high >= 0 else None
-            out[p] = (behind, self.aggregator.watermark(p))
-        return out
+        return self._partitions.lag(self._consumer)
 
     # ------------------------------------------------------------- rebalance
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -208,11 +192,17 @@ class CandlePipeline:
         forget = getattr(self.scorer, "forget", None)
         if forget is not None:
             forget()
+        if self.rules is not None:
+            self.rules.forget()
 
     def _stored_finals(self, symbol: str, interval: str, before_ms: int) -> list[Candle]:
         """The scorer's warm-up history, read with the commit's retries (a database restart
         must not kill the consumer when a stream first shows up)."""
         return self._retry(lambda: self.store.final_candles_since(symbol, interval, before_ms))
+
+    def _last_finals(self, symbol: str, interval: str, before_ms: int, limit: int) -> list[Candle]:
+        """The rules' look-back: the stream's last ``limit`` stored final candles before a window."""
+        return self._retry(lambda: self.store.final_candles_since(symbol, interval, before_ms, limit))
 
     def _resync(self, partitions: list[int]) -> None:
         """After being fenced: reload progress and seek back to what the store says."""
@@ -318,11 +308,15 @@ class CandlePipeline:
         self.waiting_for = []
         self._assigned = False
         self._committer.start()
+        if self._webhooks is not None:
+            self._webhooks.start()
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         return consumer, end
 
     def _close_clients(self) -> None:
         self._committer.shutdown()
+        if self._webhooks is not None:
+            self._webhooks.close()
         if self._producer is not None:
             self._producer.flush(10)
             self._producer = self._dead_letters.producer = self._relay.producer = None
@@ -447,11 +441,15 @@ class CandlePipeline:
         if self.scorer is not None and em.first_finals:
             now_ms = int(time.time() * 1000)
             alerts = list(self.scorer.score(em.first_finals, now_ms=now_ms))
+        fired = self.rules.score(em.first_finals) if self.rules is not None and em.first_finals else []
+        if fired:
+            alerts += fired
         if self._dead_letters.pending and self._dead_letters.producer is not None:
             self._dead_letters.flush()
         progress, expected = self._partitions.checkpoint()
         job = CommitJob(finals=em.finals, updates=em.updates, alerts=alerts, late=self._late_pending,
-                        progress=progress, expected=expected)
+                        progress=progress, expected=expected,
+                        deliveries=self.rules.deliveries(fired) if fired and self.rules else [])
         self._late_pending = []
         if self._committer.running:
             self._committer.submit(job)
@@ -474,6 +472,8 @@ class CandlePipeline:
         self.stats.candles_final += len(job.finals)
         self.stats.candle_updates += len(job.updates)
         self.stats.alerts += len(job.inserted)
+        if job.deliveries and self._webhooks is not None:
+            self._webhooks.nudge()
         if self._consumer is not None and job.progress:
             offs = [TopicPartition(self.topic, p, pr.offset) for p, pr in job.progress.items()]
             try:
@@ -496,3 +496,24 @@ class CandlePipeline:
     def aggregator_has_output(self) -> bool:
         """Whether the aggregator holds output not yet committed/published."""
         return self.aggregator.has_output()
+
+
+def _open_store(settings: Settings) -> Store:
+    from cryptolab.store import Store
+
+    store = Store.from_settings(settings)
+    store.init()
+    return store
+
+
+def _open_cache(settings: Settings) -> Cache:
+    from cryptolab.cache import open_cache
+
+    return open_cache(settings)
+
+
+def _rule_engine(store: Any, settings: Settings, history: Any) -> tuple[RuleEngine | None, WebhookSender | None]:
+    """The user alert rules of ``store`` and the sender of their webhooks (none for a store without)."""
+    if not (hasattr(store, "rules") and hasattr(store, "webhooks")):
+        return None, None
+    return RuleEngine(store.rules, settings, history=history), WebhookSender(store.webhooks, settings)

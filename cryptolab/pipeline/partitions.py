@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from cryptolab.candles.state import state_from_bytes, state_to_bytes
 from cryptolab.candles.stream import CandleAggregator
@@ -72,6 +72,21 @@ class Partitions:
         self.aggregator = aggregator
         #: partition -> what this member knows about it (shared with the decoder)
         self.owned: dict[int, Owned] = {}
+
+    def lag(self, consumer: Consumer | None) -> dict[int, tuple[int | None, int | None]]:
+        """Per owned partition: messages behind the end of its log, and its event-time watermark
+        (see :meth:`cryptolab.pipeline.CandlePipeline.lag`)."""
+        out: dict[int, tuple[int | None, int | None]] = {}
+        for p, o in list(self.owned.items()):
+            behind = None
+            if consumer is not None:
+                try:
+                    _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
+                except (KafkaException, RuntimeError):  # not fetched yet, or closing
+                    high = -1
+                behind = max(0, high - o.next_offset) if high >= 0 else None
+            out[p] = (behind, self.aggregator.watermark(p))
+        return out
 
     def take(self, partitions: list[TopicPartition], progress: Mapping[int, PartitionProgress]) -> None:
         """Own ``partitions`` from their stored ``progress`` (from the start when there is none):

@@ -16,7 +16,8 @@ Layout
 ------
 ``schema``
     The tables (``candles``, ``alerts``, ``late_ticks``, ``consumer_progress``,
-    ``schema_version``), their column layouts, creation and migrations.
+    ``rules``, ``webhook_deliveries``, ``schema_version``), their column layouts,
+    creation and migrations.
 ``dialects``
     One strategy per backend (PostgreSQL, SQLite), chosen once from the URL:
     engines, locking, the batch's candle upsert, TimescaleDB.
@@ -24,6 +25,8 @@ Layout
     A store's engines, read and write transactions, error translation.
 ``commit``
     The fenced :meth:`Store.commit_batch`; ``forget`` deletes what runs wrote.
+``rules``, ``outbox``
+    The user alert rules (``store.rules``) and the webhook outbox (``store.webhooks``).
 ``queries``, ``packed``, ``frames``
     The read paths (history, candles, alerts, progress...); PostgreSQL's packed
     history record; the DataFrames (pandas is imported only for them).
@@ -65,7 +68,7 @@ cryptolab.errors.FencedError: group 'g' topic 'ticks' partition 0: expected no s
 from __future__ import annotations
 
 from cryptolab.store.facade import Store, history
-from cryptolab.store.records import LateTick, PartitionProgress
+from cryptolab.store.records import LateTick, PartitionProgress, WebhookDelivery
 from cryptolab.store.schema import (
     ALERT_CSV_COLUMNS,
     CANDLE_CSV_COLUMNS,
@@ -88,7 +91,9 @@ from cryptolab.store.schema import (  # isort: skip
     candles_table as candles_table,
     late_ticks_table as late_ticks_table,
     progress_table as progress_table,
+    rules_table as rules_table,
     schema_version_table as schema_version_table,
+    webhook_deliveries_table as webhook_deliveries_table,
 )
 
 __all__ = [
@@ -100,6 +105,7 @@ __all__ = [
     "PartitionProgress",
     "Store",
     "TimeLike",
+    "WebhookDelivery",
     "history",
     "to_ms",
 ]

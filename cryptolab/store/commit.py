@@ -1,6 +1,6 @@
 """The fenced commit: a consumer batch and its progress in ONE transaction.
 
-Candles, alerts, late ticks *and* the consumer's progress (next offset, watermark,
+Candles, alerts, late ticks, the webhook deliveries of the new alerts *and* the consumer's progress (next offset, watermark,
 windowing state) are written together, and the progress rows are fenced: a consumer
 whose idea of the stored offset is stale (because another member of the group
 committed past it after a rebalance) gets :class:`~cryptolab.errors.FencedError` and
@@ -26,7 +26,8 @@ from sqlalchemy.engine import Connection
 
 from cryptolab.errors import FencedError
 from cryptolab.models import Alert, Candle
-from cryptolab.store.records import LateTick, PartitionProgress
+from cryptolab.store.outbox import insert_deliveries
+from cryptolab.store.records import LateTick, PartitionProgress, WebhookDelivery
 from cryptolab.store.rows import alert_row, late_row
 from cryptolab.store.schema import progress_table
 
@@ -64,6 +65,7 @@ def commit_batch(
     late_ticks: Sequence[LateTick] = (),
     progress: Mapping[int, PartitionProgress] | None = None,
     expected_offsets: Mapping[int, int | None] | None = None,
+    deliveries: Sequence[WebhookDelivery] = (),
 ) -> list[Alert]:
     """Write one consumer batch atomically, fenced by the consumer's progress.
 
@@ -102,6 +104,8 @@ def commit_batch(
         if unique_alerts:
             result = conn.execute(dialect.insert_alerts, [alert_row(a) for a in unique_alerts.values()])
             inserted_keys = {(s, i, int(w), d) for s, i, w, d in result.all()}
+        if deliveries and inserted_keys:
+            insert_deliveries(db, conn, deliveries, now_ms=now, inserted=inserted_keys)
         if late_rows:
             conn.execute(dialect.insert_late, late_rows)
         if progress and failed is None:

@@ -29,7 +29,9 @@ from cryptolab.config import Settings
 from cryptolab.models import Alert, Candle
 from cryptolab.store import commit, export, forget, queries, schema
 from cryptolab.store.database import Database
-from cryptolab.store.records import LateTick, PartitionProgress
+from cryptolab.store.outbox import WebhookOutbox
+from cryptolab.store.records import LateTick, PartitionProgress, WebhookDelivery
+from cryptolab.store.rules import RuleTable
 from cryptolab.store.times import TimeLike
 
 if TYPE_CHECKING:  # pandas is imported when a DataFrame is asked for: a consumer never loads it
@@ -71,7 +73,7 @@ class Store:
     >>> with Store("sqlite://") as s:
     ...     s.init()
     ...     (s.dialect, s.timescale, s.schema_version(), len(s.history("BTC-USD", "1m")))
-    ('sqlite', False, 1, 0)
+    ('sqlite', False, 2, 0)
     """
 
     def __init__(self, url: str | URL, *, pool_size: int = 5) -> None:
@@ -80,6 +82,10 @@ class Store:
         self.dialect: Literal["postgresql", "sqlite"] = self._db.dialect.name
         self._timescale: bool | None = None
         self._queries = queries.Queries(self._db)
+        #: The user alert rules (:class:`~cryptolab.store.rules.RuleTable`: add, list, remove...).
+        self.rules = RuleTable(self._db)
+        #: The webhook outbox (:class:`~cryptolab.store.outbox.WebhookOutbox`).
+        self.webhooks = WebhookOutbox(self._db)
         # the engines and transactions, for tests and benchmarks that look underneath
         self._engine: Engine = self._db.engine  # transactions (PostgreSQL: idle sessions time out)
         self._read_engine: Engine = self._db.read_engine  # autocommit (PostgreSQL)
@@ -175,7 +181,7 @@ class Store:
         ...     s.init()
         ...     info = s.info()
         >>> info["dialect"], info["schema_version"], info["candles"], info["series"]
-        ('sqlite', 1, 0, [])
+        ('sqlite', 2, 0, [])
         """
         version = self.schema_version()
         return export.info(self._db, version, self.timescale if version is not None else False)
@@ -192,13 +198,16 @@ class Store:
         late_ticks: Sequence[LateTick] = (),
         progress: Mapping[int, PartitionProgress] | None = None,
         expected_offsets: Mapping[int, int | None] | None = None,
+        deliveries: Sequence[WebhookDelivery] = (),
     ) -> list[Alert]:
         """Write one consumer batch atomically, fenced by the consumer's progress.
 
         In ONE transaction: upsert ``candles`` (a row with the same
         ``(symbol, interval, window_start)`` is replaced; within the batch the
         last candle of a key wins), insert ``alerts`` unless their key exists,
-        insert ``late_ticks`` unless already recorded, and write ``progress``.
+        insert ``late_ticks`` unless already recorded, insert the webhook
+        ``deliveries`` of the alerts inserted (unless already in the outbox), and
+        write ``progress``.
 
         Fencing: for every partition in ``progress`` (and any extra partition in
         ``expected_offsets``, which is checked but not written), the stored
@@ -219,6 +228,8 @@ class Store:
             ``{partition: PartitionProgress}`` to store.
         expected_offsets
             ``{partition: offset or None}`` as the caller last read or wrote them.
+        deliveries
+            Webhook deliveries of ``alerts`` (:mod:`~cryptolab.store.outbox`).
 
         Returns
         -------
@@ -238,6 +249,7 @@ class Store:
         return commit.commit_batch(
             self._db, group=group, topic=topic, candles=candles, alerts=alerts,
             late_ticks=late_ticks, progress=progress, expected_offsets=expected_offsets,
+            deliveries=deliveries,
         )
 
     def forget(
@@ -429,15 +441,9 @@ class Store:
 
     # ---------------------------------------------------------------- exports
 
-    def export_candles(
-        self,
-        path: str | os.PathLike[str] | IO[str],
-        *,
-        symbol: str | None = None,
-        interval: str | None = None,
-        start: TimeLike | None = None,
-        end: TimeLike | None = None,
-    ) -> int:
+    def export_candles(self, path: str | os.PathLike[str] | IO[str], *, symbol: str | None = None,
+                       interval: str | None = None, start: TimeLike | None = None,
+                       end: TimeLike | None = None) -> int:
         """Write candles to CSV; return the number of rows written.
 
         Columns (:data:`~cryptolab.store.CANDLE_CSV_COLUMNS`): ``symbol, interval,
@@ -452,16 +458,9 @@ class Store:
             self._db, path, symbol=symbol, interval=interval, start=start, end=end
         )
 
-    def export_alerts(
-        self,
-        path: str | os.PathLike[str] | IO[str],
-        *,
-        symbol: str | None = None,
-        interval: str | None = None,
-        start: TimeLike | None = None,
-        end: TimeLike | None = None,
-        detector: str | None = None,
-    ) -> int:
+    def export_alerts(self, path: str | os.PathLike[str] | IO[str], *, symbol: str | None = None,
+                      interval: str | None = None, start: TimeLike | None = None,
+                      end: TimeLike | None = None, detector: str | None = None) -> int:
         """Write alerts to CSV; return the number of rows written.
 
         Columns (:data:`~cryptolab.store.ALERT_CSV_COLUMNS`): ``symbol, interval,
@@ -474,15 +473,9 @@ class Store:
             detector=detector,
         )
 
-    def export_series(
-        self,
-        template: str | os.PathLike[str],
-        what: Literal["candles", "alerts"] = "candles",
-        *,
-        symbol: str | None = None,
-        interval: str | None = None,
-        start: TimeLike | None = None, end: TimeLike | None = None, progress: bool = False,
-    ) -> dict[Path, int]:
+    def export_series(self, template: str | os.PathLike[str], what: Literal["candles", "alerts"] = "candles",
+                      *, symbol: str | None = None, interval: str | None = None, start: TimeLike | None = None,
+                      end: TimeLike | None = None, progress: bool = False) -> dict[Path, int]:
         """Write one CSV per symbol and/or interval named by ``template`` (``"out/{symbol}_{interval}.csv"``);
         return the rows written per file. See :func:`cryptolab.store.export.export_series`."""
         return export.export_series(self._db, template, what, symbol=symbol, interval=interval,

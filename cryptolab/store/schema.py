@@ -14,13 +14,20 @@ Tables
     Primary key ``(group_id, topic, partition)``; ``offset`` (the next offset
     to consume), ``watermark_ms``, ``state`` (opaque bytes), ``updated_at``
     (epoch ms).
+``rules``
+    User alert rules (:class:`~cryptolab.models.rules.Rule`), primary key ``id``;
+    ``params`` (JSON). Since schema v2.
+``webhook_deliveries``
+    The webhook outbox: one row per (alert, URL), written in the transaction that
+    inserts the alert; ``status`` (``pending``, ``delivered``, ``failed``), ``attempts``,
+    ``next_attempt_ms``, ``lease_until_ms``, ``last_status``, ``last_error``. Since schema v2.
 ``schema_version``
     One row per applied schema version.
 
 Examples
 --------
 >>> [t.name for t in _metadata.sorted_tables]
-['alerts', 'candles', 'consumer_progress', 'late_ticks', 'schema_version']
+['alerts', 'candles', 'consumer_progress', 'late_ticks', 'rules', 'schema_version', 'webhook_deliveries']
 >>> HISTORY_COLUMNS[:4], _NUMERIC[0]
 (('symbol', 'interval', 'window_start', 'window_end'), 'window_start')
 """
@@ -52,14 +59,16 @@ __all__ = [
     "init_schema",
     "late_ticks_table",
     "progress_table",
+    "rules_table",
     "schema_version_table",
     "stored_schema_version",
+    "webhook_deliveries_table",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Version of the table layout written by :meth:`~cryptolab.store.Store.init`.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 #: TimescaleDB chunk size for the ``candles`` hypertable (7 days, in ms).
 HYPERTABLE_CHUNK_MS: Final = 7 * 86_400_000
 #: Columns of :meth:`~cryptolab.store.Store.history`, in order.
@@ -154,6 +163,46 @@ progress_table: Final = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
 )
 
+rules_table: Final = sa.Table(
+    "rules",
+    _metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("params", _JSON, nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("interval", sa.String(16), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("created", sa.BigInteger, nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("webhook", sa.Text, nullable=True),
+    sa.Column("webhook_format", sa.String(16), nullable=False),
+)
+
+webhook_deliveries_table: Final = sa.Table(
+    "webhook_deliveries",
+    _metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("alert_id", sa.String(64), nullable=False),
+    sa.Column("symbol", sa.String(64), nullable=False),
+    sa.Column("interval", sa.String(16), nullable=False),
+    sa.Column("window_start", sa.BigInteger, nullable=False),
+    sa.Column("detector", sa.String(64), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("url_hash", sa.String(64), nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_ms", sa.BigInteger, nullable=False),
+    sa.Column("lease_until_ms", sa.BigInteger, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("delivered_ms", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("alert_id", "url_hash", name="uq_webhook_deliveries_alert_url"),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_ms"),
+)
+
 schema_version_table: Final = sa.Table(
     "schema_version",
     _metadata,
@@ -166,8 +215,9 @@ _CANDLE_COLS: Final = [getattr(_C, name) for name in HISTORY_COLUMNS]
 _CANDLE_KEY: Final = ("symbol", "interval", "window_start")
 _ALERT_KEY: Final = ("symbol", "interval", "window_start", "detector")
 
-#: Schema migrations: ``{target_version: [statements]}`` run in order by :func:`init_schema`.
-_MIGRATIONS: Final[dict[int, list[str]]] = {}
+#: Schema migrations: ``{target_version: [statements]}`` run in order by :func:`init_schema`
+#: (new tables need none: ``create_all`` creates them first).
+_MIGRATIONS: Final[dict[int, list[str]]] = {2: []}  # v2: the rules and webhook_deliveries tables
 
 
 def init_schema(db: Database) -> bool:

@@ -8,6 +8,9 @@
     aggTrades, trades, time, ping) serving a tape of trades (recorded or generated)
     that klines and trades are both derived from; scripted 429/418 with
     ``Retry-After``, empty pages and short pages; requests recorded.
+``fakes.webhook.WebhookReceiver``
+    A local webhook endpoint recording every POST, answering 503 to the first N POSTs of
+    each idempotency key, or hanging (a dead endpoint).
 ``fakes.ws.FakeExchange``
     A local websocket server replaying the real exchange captures in
     ``../shared/data/ws/``, with network drops, pings, heartbeats and refusals.

@@ -4,7 +4,10 @@
 killed with SIGKILL at random moments (at least 20 times) and then run to
 completion; the candles table must equal, row for row, an uninterrupted run
 and the batch reference, and the alerts must equal the uninterrupted run's.
-The same is repeated with a second consumer joining and leaving mid-stream. Each final
+User alert rules are in both stores and their alerts are part of the comparison: each rule
+fires once per window, the same as in the uninterrupted run, and every one of its alerts has
+exactly one webhook delivery in the outbox, which reaches a local endpoint under its
+idempotency key. The same is repeated with a second consumer joining and leaving mid-stream. Each final
 ``--stop-at-end`` run starts at once after the last kill, while the killed member may still be in
 the group: it must cover the whole topic, not only the partitions it is given first.
 """
@@ -19,6 +22,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+from fakes.webhook import WebhookReceiver
 from faults.harness import (
     ROOT,
     FaultFigures,
@@ -34,10 +38,13 @@ from faults.harness import (
 from cryptolab.batch import candles_from_ticks
 from cryptolab.config import Settings
 from cryptolab.kafka import ensure_topics
+from cryptolab.models.rules import Rule
 from cryptolab.pipeline import CandlePipeline
+from cryptolab.pipeline.webhooks import WebhookSender
 from cryptolab.producer import TickProducer
 from cryptolab.sources.synthetic import Injection, SyntheticMarket
 from cryptolab.store import Store
+from cryptolab.webhooks import alert_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.faults]
 
@@ -76,8 +83,12 @@ def _no_stray_consumers():
 _PROCS: list[subprocess.Popen] = []
 
 
+#: Short webhook timeouts: a killed consumer's leased deliveries come due again within 20 s.
+_HOOK_ENV = {"CRYPTOLAB_WEBHOOK_TIMEOUT": "1s", "CRYPTOLAB_WEBHOOK_BACKOFF": "100ms"}
+
+
 def _spawn(cmd: list[str]) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env=child_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=child_env(**_HOOK_ENV), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _PROCS.append(proc)
     return proc
 
@@ -100,12 +111,32 @@ def loaded_topic(request, kafka_bootstrap):
     return settings, reference, len(frame)
 
 
+def _rules(reference: pd.DataFrame, webhook: str) -> list[Rule]:
+    """Rules that fire on the injected spike and crash, and now and then on the synthetic noise."""
+    btc = reference[(reference["symbol"] == "BTC-USD") & (reference["interval"] == "1m")]
+    first = float(btc["close"].iloc[0])
+    return [
+        Rule(id="btc-up", kind="cross_above", params={"level": first * 1.04}, symbol="BTC-USD", webhook=webhook),
+        Rule(id="btc-down", kind="cross_below", params={"level": first * 0.998}, symbol="BTC-USD",
+             webhook=webhook),
+        Rule(id="move3", kind="move", params={"pct": 3, "candles": 3}, webhook=webhook, severity="HIGH"),
+        Rule(id="vol", kind="volume_spike", params={"factor": 1.3, "lookback": 5}, webhook=webhook),
+    ]
+
+
+def _rule_alert_ids(store: Store) -> set[str]:
+    return {alert_id(a) for a in store.alert_list() if a.detector.startswith("rule:")}
+
+
 @pytest.mark.timeout(1200)
 def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loaded_topic, pg_url, second_pg_url):
     settings, reference, n = loaded_topic
+    hook = WebhookReceiver()
     # the uninterrupted run, in-process
     unint = Store(pg_url)
     unint.init()
+    for rule in _rules(reference, "http://127.0.0.1:9/unused"):
+        unint.rules.add(rule)
     stats = CandlePipeline(replace(settings, store_url=pg_url), store=unint, group="uninterrupted").run(
         stop_at_end=True)
     assert stats.ticks == n and stats.dead_letters == 0 and stats.late_ticks == 0
@@ -113,11 +144,16 @@ def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loade
     pd.testing.assert_frame_equal(expected, reference, check_exact=True)
     expected_alerts = alert_rows(unint)
     assert expected_alerts, "the injected moves should raise alerts"
+    rule_hits = {d for _s, _i, _w, d, *_ in expected_alerts if d.startswith("rule:")}
+    assert rule_hits == {"rule:btc-up", "rule:btc-down", "rule:move3", "rule:vol"}, rule_hits
 
     # the crashing runs write to a second database on the same server
     crash_url = second_pg_url
     crash_store = Store(crash_url)
     crash_store.init()
+    hook.__enter__()
+    for rule in _rules(reference, hook.url):
+        crash_store.rules.add(rule)
     s = replace(settings, store_url=crash_url)
     group = "crashy"
     rng = random.Random(2024)
@@ -148,13 +184,25 @@ def test_sigkill_twenty_times_then_complete_equals_uninterrupted_and_batch(loade
     assert kills >= 20
     # kills landed mid-stream, at increasing points
     assert sum(0 < p < n for p in progress_at_kill) >= 15
-    final = subprocess.run(_consume_cmd(s, group, instance_id="crashy-1"), env=child_env(), cwd=ROOT,
+    final = subprocess.run(_consume_cmd(s, group, instance_id="crashy-1"), env=child_env(**_HOOK_ENV), cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
     got = candles_frame(crash_store)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
     assert alert_rows(crash_store) == expected_alerts
     assert committed(crash_store, group, s.topic) == n
+    # one delivery per rule alert, whatever the kills; each reaches the endpoint under its id
+    ids = _rule_alert_ids(crash_store)
+    outbox = crash_store.webhooks.list()
+    assert sorted(d.alert_id for d in outbox) == sorted(ids)
+    sender = WebhookSender(crash_store.webhooks, replace(s, webhook_timeout_ms=1_000))
+    deadline = time.monotonic() + 180
+    while crash_store.webhooks.counts() != {"delivered": len(ids)} and time.monotonic() < deadline:
+        sender.drain(5)  # deliveries leased by a killed process come due when their lease runs out
+        time.sleep(0.5)
+    hook.__exit__(None, None, None)
+    assert crash_store.webhooks.counts() == {"delivered": len(ids)}
+    assert set(hook.accepted) == ids
     _record("sigkill", {"kills": kills, "ticks": n, "candles_compared": len(got),
                         "alerts_compared": len(expected_alerts), "committed_at_kills": progress_at_kill})
     fig = FaultFigures(fault="consumer killed with SIGKILL (repeatedly)",

@@ -34,6 +34,13 @@ FULL_ENV = {
     "CRYPTOLAB_LOG_LEVEL": "debug",
     "CRYPTOLAB_NOTEBOOKS_DIR": "/srv/notebooks",
     "CRYPTOLAB_PIPELINES_DIR": "/srv/pipelines",
+    "CRYPTOLAB_WEBHOOK_URLS": "https://hooks.example/a, http://127.0.0.1:8080/b",
+    "CRYPTOLAB_WEBHOOK_SECRET": "whsec-1",
+    "CRYPTOLAB_WEBHOOK_FORMAT": "Slack",
+    "CRYPTOLAB_WEBHOOK_ATTEMPTS": "3",
+    "CRYPTOLAB_WEBHOOK_BACKOFF": "500ms",
+    "CRYPTOLAB_WEBHOOK_TIMEOUT": "2s",
+    "CRYPTOLAB_RULES_RELOAD": "1m",
 }
 
 
@@ -61,6 +68,20 @@ def test_every_variable_is_parsed_to_its_type() -> None:
     assert s.log_level == "DEBUG"
     assert (s.notebooks_dir, s.pipelines_dir) == (Path("/srv/notebooks"), Path("/srv/pipelines"))
     assert s.kafka_options == {}
+    assert s.webhook_urls == ("https://hooks.example/a", "http://127.0.0.1:8080/b")
+    assert (s.webhook_secret, s.webhook_format, s.webhook_attempts) == ("whsec-1", "slack", 3)
+    assert (s.webhook_backoff_ms, s.webhook_timeout_ms, s.rules_reload_ms) == (500, 2_000, 60_000)
+
+
+def test_webhook_settings_reject_bad_values_and_hide_credentials() -> None:
+    for env in ({"CRYPTOLAB_WEBHOOK_URLS": "ftp://x/y"}, {"CRYPTOLAB_WEBHOOK_FORMAT": "teams"},
+                {"CRYPTOLAB_WEBHOOK_ATTEMPTS": "0"}, {"CRYPTOLAB_WEBHOOK_BACKOFF": "soon"}):
+        with pytest.raises(ConfigError):
+            Settings.from_env(env)
+    s = Settings.from_env({"CRYPTOLAB_WEBHOOK_URLS": "https://hooks.slack.com/services/T1/B2/tok3n",
+                           "CRYPTOLAB_WEBHOOK_SECRET": "whsec-1"})
+    assert "tok3n" not in repr(s) and "whsec-1" not in repr(s)
+    assert s.redacted()["webhook_urls"] == ("https://hooks.slack.com/***",)
 
 
 def test_every_documented_variable_is_read() -> None:

@@ -13,7 +13,13 @@ import pytest
 
 from cryptolab.cli import EXIT_BROKEN_PIPE, main
 from cryptolab.models import Alert, Candle
-from cryptolab.store import ALERT_CSV_COLUMNS, CANDLE_CSV_COLUMNS, PartitionProgress, Store
+from cryptolab.store import (
+    ALERT_CSV_COLUMNS,
+    CANDLE_CSV_COLUMNS,
+    SCHEMA_VERSION,
+    PartitionProgress,
+    Store,
+)
 
 T0 = 1_700_000_040_000
 
@@ -42,9 +48,9 @@ def test_db_init_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["db", "init", "--store", url]) == 0
     assert main(["db", "init", "--store", url]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and all("schema v1" in line for line in out)
+    assert len(out) == 2 and all(f"schema v{SCHEMA_VERSION}" in line for line in out)
     with Store(url) as s:
-        assert s.schema_version() == 1
+        assert s.schema_version() == SCHEMA_VERSION
 
 
 def test_db_init_uses_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +64,7 @@ def test_db_info_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     _fill(url)
     assert main(["db", "info", "--store", url]) == 0
     text = capsys.readouterr().out
-    assert "schema      v1" in text
+    assert f"schema      v{SCHEMA_VERSION}" in text
     assert "candles 6  alerts 1  late ticks 0" in text
     assert "ETH-USD" in text and "2023-11-14T22:14:00Z .. 2023-11-14T22:16:00Z" in text
     assert "partition 0: next offset 17" in text
