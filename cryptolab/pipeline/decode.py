@@ -97,12 +97,14 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; orjson + chec
 
 if msgspec is not None:
 
-    class _WireTick(msgspec.Struct, forbid_unknown_fields=True):
+    class _WireTick(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         """A wire record that passes the fast path's checks exactly.
 
         It is accepted only when :func:`~cryptolab.models.tick_from_dict` would accept it
         with the same values (an int price becomes a float in both); more is rejected
         (an int ``trade_id``, a float ``ts``, ``"v": 1.0``): such batches go one by one.
+        Its fields are strings and numbers, which cannot form a cycle: the garbage collector
+        does not track the tens of thousands a batch decodes (``gc=False``).
         """
 
         v: Literal[1]  # WIRE_VERSION: a Literal takes no name (tests/unit/test_pipeline_fastpath.py)
