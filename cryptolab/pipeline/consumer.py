@@ -247,12 +247,13 @@ class CandlePipeline:
                     self._check_end(end)
                     if end.reached or end.gave_up:
                         break
-                if self._consume_batch(consumer):
+                got = self._consume_batch(consumer)
+                if got:
                     last_msg = time.monotonic()
                 if end is not None:
                     self._finish_drained(end)
                 self._idle_close()
-                self._commit()
+                self._commit(defer=got)  # nothing came: no batch to fold while waiting
                 if self._committer.inflight is None:
                     self._relay.flush()
                 if idle_exit is not None and time.monotonic() - last_msg >= idle_exit:
@@ -426,8 +427,8 @@ class CandlePipeline:
         fencing tokens, and a fenced commit resyncs the partitions before anything more
         is committed. While it is still being written, up to :data:`_MAX_DEFERRED` batches
         are folded meanwhile and then committed together (one transaction, as one batch
-        would be), rather than waiting for the store with nothing to do; ``defer=False``
-        commits them now.
+        would be), rather than waiting for the store with nothing to do; ``defer=False`` (no
+        batch came this time round, or the run ends) commits them now.
         """
         if not self._uncommitted():
             return
