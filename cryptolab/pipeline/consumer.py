@@ -47,6 +47,10 @@ __all__ = ["CandlePipeline"]
 #: The package's one logger: its lines keep the name they always had.
 log = logging.getLogger("cryptolab.pipeline")
 
+#: Batches folded while a commit is written, at most, before the consumer waits for it: they
+#: are committed together, in one transaction (bounds what a fenced commit makes fold again).
+_MAX_DEFERRED = 4
+
 
 class CandlePipeline:
     """The windowing consumer.
@@ -138,6 +142,7 @@ class CandlePipeline:
         #: stop_at_end: the partitions not done yet that other members hold (for progress lines)
         self.waiting_for: list[int] = []
         self._assigned = False  # between an assignment and the next revocation (not while joining)
+        self._deferred = 0  # batches folded since the last commit was handed over
 
     # ---------------------------------------------------------------- control
     def stop(self) -> None:
@@ -256,17 +261,19 @@ class CandlePipeline:
                     self._check_end(end)
                     if end.reached or end.gave_up:
                         break
-                if self._consume_batch(consumer):
+                got = self._consume_batch(consumer)
+                if got:
                     last_msg = time.monotonic()
                 if end is not None:
                     self._finish_drained(end)
                 self._idle_close()
-                self._commit()
+                self._commit(defer=got)  # nothing came: no batch to fold while waiting
                 if self._committer.inflight is None:
                     self._relay.flush()
                 if idle_exit is not None and time.monotonic() - last_msg >= idle_exit:
                     why = f"returned after idle_exit={idle_exit:g}s without a message"
                     break
+            self._commit(defer=False)  # what was folded while the last commit was written
             self._reap()
             if end is not None:
                 if not end.reached and not end.gave_up:  # a limit or a stop: done all the same?
@@ -366,12 +373,15 @@ class CandlePipeline:
         up to ``batch_timeout`` for the first message and take whatever came with it.
 
         (``consume(n, timeout)`` alone waits the whole timeout unless ``n`` messages
-        arrive, which would hold a live feed's candles back by ``batch_timeout``.)
+        arrive, which would hold a live feed's candles back by ``batch_timeout``.) Nor does it
+        wait while a batch folded during the last commit is still to be committed.
         """
         msgs: list[Message] = consumer.consume(self.batch_size, 0)
         if msgs or self.batch_timeout <= 0:
             return msgs
         self._reap()  # nothing to fold meanwhile: finish the last commit before waiting
+        if self._uncommitted():
+            return msgs  # folded while that commit was written: commit it first, without waiting
         msgs = consumer.consume(1, self.batch_timeout)
         if msgs and self.batch_size > 1:
             msgs += consumer.consume(self.batch_size - 1, 0)
@@ -416,6 +426,7 @@ class CandlePipeline:
                 late.append((p, c, np.flatnonzero(too_late).tolist()))
         self.stats.ticks += n
         self.stats.batches += 1
+        self._deferred += 1
         if late:
             wm = self.aggregator.watermark
             ticks = [t for p, c, rows in late for t in c.late_ticks(self.topic, p, rows, names, wm(p) or 0)]
@@ -423,19 +434,29 @@ class CandlePipeline:
             self.stats.late_ticks += len(ticks)
 
     # ------------------------------------------------------------------ commit
-    def _commit(self) -> None:
+    def _uncommitted(self) -> bool:
+        """Whether progress or output was folded since the last commit was handed over."""
+        return any(o.dirty for o in self._partitions.owned.values()) or self.aggregator_has_output()
+
+    def _commit(self, *, defer: bool = True) -> None:
         """Hand the results and progress folded since the last commit to the commit thread.
 
         The previous commit is waited for first: the offsets it stores are this one's
         fencing tokens, and a fenced commit resyncs the partitions before anything more
-        is committed.
+        is committed. While it is still being written, up to :data:`_MAX_DEFERRED` batches
+        are folded meanwhile and then committed together (one transaction, as one batch
+        would be), rather than waiting for the store with nothing to do; ``defer=False`` (no
+        batch came this time round, or the run ends) commits them now.
         """
-        owned = self._partitions.owned
-        if not any(o.dirty for o in owned.values()) and not self.aggregator_has_output():
+        if not self._uncommitted():
             return
+        inflight = self._committer.inflight
+        if defer and inflight is not None and not inflight[1].done() and self._deferred < _MAX_DEFERRED:
+            return  # the next poll folds another batch, or (none there) waits for this commit
         self._reap()
-        if not self._partitions.dirty() and not self.aggregator_has_output():
+        if not self._uncommitted():
             return  # the last commit was fenced: its partitions were resynced
+        self._deferred = 0
         em = self.aggregator.drain()
         alerts: list[Alert] = []
         if self.scorer is not None and em.first_finals:

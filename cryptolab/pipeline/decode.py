@@ -97,12 +97,14 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; orjson + chec
 
 if msgspec is not None:
 
-    class _WireTick(msgspec.Struct, forbid_unknown_fields=True):
+    class _WireTick(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         """A wire record that passes the fast path's checks exactly.
 
         It is accepted only when :func:`~cryptolab.models.tick_from_dict` would accept it
         with the same values (an int price becomes a float in both); more is rejected
         (an int ``trade_id``, a float ``ts``, ``"v": 1.0``): such batches go one by one.
+        Its fields are strings and numbers, which cannot form a cycle: the garbage collector
+        does not track the tens of thousands a batch decodes (``gc=False``).
         """
 
         v: Literal[1]  # WIRE_VERSION: a Literal takes no name (tests/unit/test_pipeline_fastpath.py)
@@ -165,9 +167,11 @@ def _struct_columns(
     records: list[Any], codes: dict[str, int], names: list[str]
 ) -> tuple[list[int], list[int], list[float], list[float | None]] | None:
     """Columns of validated wire records (``None`` when a symbol is malformed: one by one)."""
-    code = _symbol_codes(map(_symbol_of, records), codes, names)
-    if code is None:
-        return None
+    code: list[int] | None = list(map(codes.get, map(_symbol_of, records)))  # type: ignore[arg-type]
+    if None in code:  # type: ignore[operator]
+        code = _symbol_codes(map(_symbol_of, records), codes, names)  # new symbols are learnt
+        if code is None:
+            return None
     return (code, list(map(_ts_of, records)), list(map(_price_of, records)),  # type: ignore[return-value]
             list(map(_size_of, records)))
 
@@ -318,9 +322,8 @@ class Decoder:
             self._read_records(msgs, batch, now)
         else:
             parts = list(map(Message.partition, msgs))
-            offsets = list(map(Message.offset, msgs))
             for a, b in _runs(parts):
-                if not self._read_run(msgs, parts[a], offsets, a, b, batch, now):
+                if not self._read_run(msgs, parts[a], a, b, batch, now):
                     self._read_records(msgs[a:b], batch, now)
         return batch
 
@@ -328,7 +331,6 @@ class Decoder:
         self,
         msgs: list[Message],
         p: int,
-        offsets: list[int],
         a: int,
         b: int,
         batch: dict[int, Columns],
@@ -341,7 +343,7 @@ class Decoder:
         o = self.owned.get(p)
         if o is None or o.finished:  # a partition revoked meanwhile, or paused at its end: skipped
             return True
-        first, last = offsets[a], offsets[b - 1]
+        first, last = msgs[a].offset(), msgs[b - 1].offset()
         if first < o.next_offset or last - first != b - a - 1:
             return False  # duplicates after a seek, or gaps: one by one
         values = list(map(Message.value, msgs[a:b]))
@@ -371,7 +373,7 @@ class Decoder:
         c.ts += ts
         c.price += price
         c.size += size
-        c.offsets += offsets[a:b]
+        c.offsets += range(first, last + 1)  # consecutive (checked above)
         c.records += records
         return True
 
