@@ -215,14 +215,8 @@ class CandlePipeline:
         self._partitions.resync(partitions, progress, self._consumer)
 
     # ------------------------------------------------------------------- main
-    def run(
-        self,
-        *,
-        timeout: float | None = None,
-        count: int | None = None,
-        stop_at_end: bool = False,
-        idle_exit: float | None = None,
-    ) -> PipelineStats:
+    def run(self, *, timeout: float | None = None, count: int | None = None, stop_at_end: bool = False,
+            idle_exit: float | None = None) -> PipelineStats:
         """Consume until stopped, and return the counters.
 
         Parameters
@@ -458,19 +452,12 @@ class CandlePipeline:
             return  # the last commit was fenced: its partitions were resynced
         self._deferred = 0
         em = self.aggregator.drain()
-        alerts: list[Alert] = []
-        if self.scorer is not None and em.first_finals:
-            now_ms = int(time.time() * 1000)
-            alerts = list(self.scorer.score(em.first_finals, now_ms=now_ms))
-        fired = self.rules.score(em.first_finals) if self.rules is not None and em.first_finals else []
-        if fired:
-            alerts += fired
+        alerts, deliveries = _alerts_of(self.scorer, self.rules, em.first_finals)
         if self._dead_letters.pending and self._dead_letters.producer is not None:
             self._dead_letters.flush()
         progress, expected = self._partitions.checkpoint()
         job = CommitJob(finals=em.finals, updates=em.updates, alerts=alerts, late=self._late_pending,
-                        progress=progress, expected=expected,
-                        deliveries=self.rules.deliveries(fired) if fired and self.rules else [])
+                        progress=progress, expected=expected, deliveries=deliveries)
         self._late_pending = []
         if self._committer.running:
             self._committer.submit(job)
@@ -496,11 +483,7 @@ class CandlePipeline:
         if job.deliveries and self._webhooks is not None:
             self._webhooks.nudge()
         if self._consumer is not None and job.progress:
-            offs = [TopicPartition(self.topic, p, pr.offset) for p, pr in job.progress.items()]
-            try:
-                self._consumer.commit(offsets=offs, asynchronous=True)
-            except Exception:  # courtesy commit only
-                log.debug("kafka offset commit failed", exc_info=True)
+            _courtesy_commit(self._consumer, self.topic, job.progress)
         if self.on_commit is not None:
             self.on_commit(job.updates + job.finals, job.inserted)
 
@@ -517,6 +500,26 @@ class CandlePipeline:
     def aggregator_has_output(self) -> bool:
         """Whether the aggregator holds output not yet committed/published."""
         return self.aggregator.has_output()
+
+
+def _alerts_of(scorer: Any, rules: RuleEngine | None, first_finals: list[Candle]) -> tuple[list[Alert], list[Any]]:
+    """The detectors' and the rules' alerts on a commit's first finals, and the rules' webhook deliveries."""
+    if not first_finals:
+        return [], []
+    alerts: list[Alert] = []
+    if scorer is not None:
+        alerts = list(scorer.score(first_finals, now_ms=int(time.time() * 1000)))
+    fired = rules.score(first_finals) if rules is not None else []
+    return alerts + fired, (rules.deliveries(fired) if fired and rules is not None else [])
+
+
+def _courtesy_commit(consumer: Consumer, topic: str, progress: Any) -> None:
+    """Commit the stored offsets to Kafka too (monitoring tools read them; the store's are the truth)."""
+    offs = [TopicPartition(topic, p, pr.offset) for p, pr in progress.items()]
+    try:
+        consumer.commit(offsets=offs, asynchronous=True)
+    except Exception:  # courtesy commit only
+        log.debug("kafka offset commit failed", exc_info=True)
 
 
 def _open_store(settings: Settings) -> Store:
