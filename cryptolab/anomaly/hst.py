@@ -31,6 +31,17 @@ __all__ = ["HalfSpaceTreesDetector"]
 _PADDING = 0.15
 
 
+def _mass_type(window_size: int) -> str:
+    """The array type code of masses up to ``window_size``.
+
+    Examples
+    --------
+    >>> _mass_type(10), _mass_type(255), _mass_type(256), _mass_type(70_000)
+    ('B', 'B', 'H', 'i')
+    """
+    return "B" if window_size <= 0xFF else "H" if window_size <= 0xFFFF else "i"
+
+
 class _FlatHalfSpaceTrees(base.AnomalyDetector):  # type: ignore[misc]
     """River's ``HalfSpaceTrees`` with its trees stored flat: same model, ~5% of the memory.
 
@@ -61,8 +72,10 @@ class _FlatHalfSpaceTrees(base.AnomalyDetector):  # type: ignore[misc]
         self._names: tuple[Any, ...] = ()
         self._feature = array("H")     # per branch (n_trees x (2**height - 1)): index into _names
         self._threshold = array("d")   # per branch
-        self._l_mass = array("i")      # per node (n_trees x (2**(height + 1) - 1))
-        self._r_mass = array("i")
+        # per node (n_trees x (2**(height + 1) - 1)): a node's mass is at most window_size, so
+        # the smallest integer type that holds it (a byte per node at the default window)
+        self._l_mass = array(_mass_type(window_size))
+        self._r_mass = array(self._l_mass.typecode)
 
     @property
     def size_limit(self) -> float:
@@ -109,7 +122,7 @@ class _FlatHalfSpaceTrees(base.AnomalyDetector):  # type: ignore[misc]
             grow(0, self.height, dict.fromkeys(names, (0.0, 1.0)))
             self._feature.extend(feature)
             self._threshold.extend(threshold)
-        self._l_mass = array("i", bytes(self._l_mass.itemsize * nodes * self.n_trees))
+        self._l_mass = array(self._l_mass.typecode, bytes(self._l_mass.itemsize * nodes * self.n_trees))
         self._r_mass = array("i", self._l_mass)
 
     def _path(self, x: Mapping[Any, float], t: int) -> list[int]:
@@ -169,7 +182,7 @@ class _FlatHalfSpaceTrees(base.AnomalyDetector):  # type: ignore[misc]
         self.counter += 1
         if self.counter == self.window_size:
             self._r_mass = l_mass
-            self._l_mass = array("i", bytes(l_mass.itemsize * len(l_mass)))
+            self._l_mass = array(l_mass.typecode, bytes(l_mass.itemsize * len(l_mass)))
             self._first_window = False
             self.counter = 0
 

@@ -85,6 +85,21 @@ def test_trees_are_drawn_as_rivers_make_padded_tree(seed: int, n_trees: int, hei
     assert got == want
 
 
+@pytest.mark.parametrize("window", [255, 256, 300])
+def test_masses_past_a_byte_score_as_rivers(window: int) -> None:
+    """Masses are stored in the smallest integer type that holds ``window`` (bytes at 255)."""
+    rng = random.Random(window)
+    rivers = anomaly.HalfSpaceTrees(n_trees=3, height=3, window_size=window, seed=window)
+    flat = _FlatHalfSpaceTrees(3, 3, window, window)
+    for _ in range(3 * window + 7):
+        x = {"ret": rng.random() ** 4, "body": rng.random(), "range": rng.random()}
+        assert flat.score_one(x) == rivers.score_one(x)
+        flat.learn_one(x)
+        rivers.learn_one(x)
+    assert flat._l_mass.typecode == ("B" if window <= 255 else "H")
+    assert max(flat._r_mass) == window  # the root saw every sample of the window
+
+
 def _river_hst(n_trees: int, height: int, window_size: int, seed: int | None) -> anomaly.HalfSpaceTrees:
     return anomaly.HalfSpaceTrees(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
 
