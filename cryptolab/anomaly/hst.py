@@ -15,68 +15,115 @@ QuantileThreshold(FixedThreshold(low=0.9, medium=0.95, high=0.98), q=0.98)
 
 from __future__ import annotations
 
+import random
 from array import array
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from river import anomaly, base
-from river.tree.padded import make_padded_tree
+from river import base
 
 from cryptolab.anomaly.learned import _RiverDetector
 from cryptolab.errors import ValidationError
 
 __all__ = ["HalfSpaceTreesDetector"]
 
+#: River's ``make_padded_tree`` padding: a split is drawn away from the edges of its node's range.
+_PADDING = 0.15
 
-class _FlatHalfSpaceTrees(anomaly.HalfSpaceTrees):  # type: ignore[misc]
+
+def _mass_type(window_size: int) -> str:
+    """The array type code of masses up to ``window_size``.
+
+    Examples
+    --------
+    >>> _mass_type(10), _mass_type(255), _mass_type(256), _mass_type(70_000)
+    ('B', 'B', 'H', 'i')
+    """
+    return "B" if window_size <= 0xFF else "H" if window_size <= 0xFFFF else "i"
+
+
+class _FlatHalfSpaceTrees(base.AnomalyDetector):  # type: ignore[misc]
     """River's ``HalfSpaceTrees`` with its trees stored flat: same model, ~5% of the memory.
 
     River keeps every node of every tree as a Python object (10 trees of
     height 4 are 310 objects, about 80 KiB); a consumer scoring thousands of
     (symbol, interval) streams holds one model per stream. Here the trees are
-    built by River's own ``make_padded_tree`` from the same random generator,
-    then laid out in heap order (node ``i`` has children ``2i + 1`` and
-    ``2i + 2``) in typed arrays: split features and thresholds per branch,
-    masses per node. Learning, the window pivot and scoring follow River's
-    ``_walk_learn`` and ``_walk_score`` step for step, so scores are equal to
-    River's to the last bit (``tests/unit/test_anomaly_hst_flat.py``).
+    drawn as River's ``make_padded_tree`` draws them (the same calls on a
+    ``random.Random(seed)``, node before left subtree before right subtree),
+    laid out in heap order (node ``i`` has children ``2i + 1`` and ``2i + 2``)
+    in typed arrays: split features and thresholds per branch, masses per
+    node. Learning, the window pivot and scoring follow River's ``_walk_learn``
+    and ``_walk_score`` step for step, so scores are equal to River's to the
+    last bit (``tests/unit/test_anomaly_hst_flat.py``). Nothing of
+    ``river.anomaly`` is imported: that package loads SciPy (tens of MiB).
     """
 
+    n_trees: int
+    height: int
+    window_size: int
+
     def __init__(self, n_trees: int, height: int, window_size: int, seed: int | None) -> None:
-        super().__init__(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
+        self.n_trees = n_trees
+        self.height = height
+        self.window_size = window_size
+        self.seed = seed
+        self.counter = 0
+        self._first_window = True
         self._names: tuple[Any, ...] = ()
         self._feature = array("H")     # per branch (n_trees x (2**height - 1)): index into _names
         self._threshold = array("d")   # per branch
-        self._l_mass = array("i")      # per node (n_trees x (2**(height + 1) - 1))
-        self._r_mass = array("i")
+        # per node (n_trees x (2**(height + 1) - 1)): a node's mass is at most window_size, so
+        # the smallest integer type that holds it (a byte per node at the default window)
+        self._l_mass = array(_mass_type(window_size))
+        self._r_mass = array(self._l_mass.typecode)
+
+    @property
+    def size_limit(self) -> float:
+        """The mass under which scoring stops going down a tree (River's)."""
+        return 0.1 * self.window_size
+
+    @property
+    def _max_score(self) -> int:
+        """The largest potential score (River's)."""
+        return self.n_trees * self.window_size * ((2 << self.height) - 1)  # 2 ** (height + 1) - 1
 
     def _build(self, x: Mapping[Any, float]) -> None:
+        """Draw the trees on the features of ``x``, as River's first ``learn_one`` does.
+
+        River seeds its generator in the constructor and draws from it only here:
+        seeding it here gives the same draws without keeping a generator (2.5 KiB)
+        in every model not built yet.
+        """
         self._names = tuple(sorted(x))
-        index = {name: i for i, name in enumerate(self._names)}
         branches = 2**self.height - 1
         nodes = 2 ** (self.height + 1) - 1
+        rng = random.Random(self.seed)
+        names = list(self._names)
+        index = {name: i for i, name in enumerate(names)}
+        feature = [0] * branches
+        threshold = [0.0] * branches
+
+        def grow(i: int, height: int, limits: dict[Any, tuple[float, float]]) -> None:
+            # make_padded_tree's draws, in its order, written at heap index i
+            if height == 0:
+                return
+            on = rng.choices(population=names, weights=[limits[n][1] - limits[n][0] for n in names])[0]
+            a, b = limits[on]
+            at = rng.uniform(a + _PADDING * (b - a), b - _PADDING * (b - a))
+            feature[i] = index[on]
+            threshold[i] = at
+            limits[on] = (a, at)
+            grow(2 * i + 1, height - 1, limits)
+            limits[on] = (at, b)
+            grow(2 * i + 2, height - 1, limits)
+            limits[on] = (a, b)
+
         for _ in range(self.n_trees):
-            root = make_padded_tree(  # type: ignore[no-untyped-call]
-                limits={i: self.limits[i] for i in self._names}, height=self.height,
-                padding=0.15, rng=self.rng, r_mass=0, l_mass=0,
-            )
-            level = [root]
-            feature = [0] * branches
-            threshold = [0.0] * branches
-            i = 0
-            while i < branches:  # breadth first: heap order
-                nxt = []
-                for node in level:
-                    feature[i] = index[node.feature]
-                    threshold[i] = node.threshold
-                    nxt.extend(node.children)
-                    i += 1
-                level = nxt
+            grow(0, self.height, dict.fromkeys(names, (0.0, 1.0)))
             self._feature.extend(feature)
             self._threshold.extend(threshold)
-        self._l_mass = array("i", bytes(self._l_mass.itemsize * nodes * self.n_trees))
+        self._l_mass = array(self._l_mass.typecode, bytes(self._l_mass.itemsize * nodes * self.n_trees))
         self._r_mass = array("i", self._l_mass)
-        self.rng = None  # type: ignore[assignment]  # only the trees needed it: 2.5 KiB less per model
 
     def _path(self, x: Mapping[Any, float], t: int) -> list[int]:
         """The nodes (heap indices, from the root) that ``x`` visits in tree ``t``.
@@ -135,7 +182,7 @@ class _FlatHalfSpaceTrees(anomaly.HalfSpaceTrees):  # type: ignore[misc]
         self.counter += 1
         if self.counter == self.window_size:
             self._r_mass = l_mass
-            self._l_mass = array("i", bytes(l_mass.itemsize * len(l_mass)))
+            self._l_mass = array(l_mass.typecode, bytes(l_mass.itemsize * len(l_mass)))
             self._first_window = False
             self.counter = 0
 
@@ -172,7 +219,7 @@ class _FlatHalfSpaceTrees(anomaly.HalfSpaceTrees):  # type: ignore[misc]
             else:
                 tree_score += r_mass[base_n + i] * depth_pow
             score += tree_score
-        return 1 - score / self._max_score  # type: ignore[no-any-return]
+        return 1 - score / self._max_score
 
 
 class _ScaledHST(base.AnomalyDetector):  # type: ignore[misc]

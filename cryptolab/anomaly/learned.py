@@ -26,9 +26,8 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from river import drift
-
 from cryptolab.anomaly.base import BaseDetector, Severity
+from cryptolab.anomaly.native import ADWIN
 from cryptolab.anomaly.thresholds import FixedThreshold, QuantileThreshold, guarded_learn
 from cryptolab.errors import ValidationError
 
@@ -84,11 +83,7 @@ class _RiverDetector(BaseDetector):
         # candle would take 10x the memory, for thousands of streams)
         self._recent = array("d")
         self._memo: tuple[dict[str, float], float] | None = None
-        self._adwin: Any = (
-            drift.ADWIN(delta=drift_delta, clock=1)  # type: ignore[no-untyped-call]
-            if drift_delta is not None
-            else None
-        )
+        self._adwin = ADWIN(delta=drift_delta, clock=1) if drift_delta is not None else None
         self.policy = QuantileThreshold(levels, q=q)
         self._model = self._make_model(seed)
 

@@ -42,9 +42,8 @@ import math
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from river import stats
-
 from cryptolab.anomaly.base import BaseDetector, Severity
+from cryptolab.anomaly.native import Quantile
 from cryptolab.errors import ValidationError
 
 __all__ = [
@@ -209,7 +208,7 @@ class QuantileThreshold:
         if not 0 < q < 1:
             raise ValidationError("q", f"must be in (0, 1), got {q}")
         self.levels = levels
-        self.quantile: Any = stats.Quantile(q=float(q))  # type: ignore[no-untyped-call]
+        self.quantile = Quantile(float(q))  # River's stats.Quantile, without importing river.stats
 
     @property
     def q(self) -> float:
