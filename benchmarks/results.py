@@ -20,8 +20,10 @@ def check_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
     Examples
     --------
-    >>> check_targets({"consumer_vs_quix": 12.5})["consumer_vs_quix"]
-    {'value': 12.5, 'target': '>= 10', 'ok': True}
+    >>> check_targets({"consumer_vs_quix": 42.5})["consumer_vs_quix"]
+    {'value': 42.5, 'target': '>= 30', 'ok': True}
+    >>> check_targets({"consumer_vs_quix": 12.5})["consumer_vs_quix"]["ok"]
+    False
     >>> check_targets({})["consumer_rss_mb"]["ok"] is None
     True
     """
