@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tiny sizes (about a minute): for notebooks and smoke tests, not for figures")
     p.add_argument("--only", metavar="KEYS",
                    help="comma-separated sections (producer, consumer, latency, history, latest, "
-                        "scoring, batch, memory, sparse, nautilus, flink) or result keys (e.g. consumer_vs_quix)")
+                        "scoring, batch, memory, sparse, nautilus, flink, api) or result keys (e.g. consumer_vs_quix)")
     p.add_argument("--ticks", type=int, default=None, help="ticks in the consumer benchmark's topic (default 1,000,000)")
     p.add_argument("--symbols", type=int, default=None, help="symbols in it (default 50)")
     p.add_argument("--no-quix", action="store_true", help="skip Quix Streams (its run takes minutes)")

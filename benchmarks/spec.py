@@ -9,7 +9,7 @@ from typing import Any, Final
 __all__ = ["INTERVALS", "KEYS", "REDIS_DB", "SECTIONS", "START_MS", "TARGETS", "BenchConfig", "Progress"]
 
 #: The sections of the suite, in the order they run.
-SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory", "sparse", "nautilus", "flink")
+SECTIONS: Final = ("producer", "consumer", "latency", "history", "latest", "scoring", "batch", "memory", "sparse", "nautilus", "flink", "api")
 
 #: The fixed result keys: what each means, and the section that measures it.
 KEYS: Final[dict[str, tuple[str, str]]] = {
@@ -42,6 +42,15 @@ KEYS: Final[dict[str, tuple[str, str]]] = {
     "flink_p2_ticks_per_s": ("flink", "the Flink job at parallelism 2 (ticks/s, start-up excluded)"),
     "consumer_2proc_ticks_per_s": ("flink", "two cryptolab consumer processes in one group on the topic (ticks/s)"),
     "consumer_2proc_vs_flink_p2": ("flink", "consumer_2proc_ticks_per_s / flink_p2_ticks_per_s"),
+    "api_latest_rps": ("api", "GET /api/v1/latest requests/s at 50 concurrent clients (locust), one serve process"),
+    "api_latest_ms_p50": ("api", "its response time, median (ms)"),
+    "api_latest_ms_p99": ("api", "its response time, 99th percentile (ms)"),
+    "api_candles_rps": ("api", "GET /api/v1/candles (1,000 candles) requests/s at 50 concurrent clients"),
+    "api_candles_ms_p50": ("api", "its response time, median (ms)"),
+    "api_candles_ms_p99": ("api", "its response time, 99th percentile (ms)"),
+    "api_bare_rps": ("api", "a bare FastAPI endpoint returning a constant on the same server, requests/s"),
+    "api_latest_vs_bare": ("api", "api_latest_rps / api_bare_rps"),
+    "ws_push_ms_p99": ("api", "cache publish -> receipt by each of 500 /ws/candles clients, 99th percentile (ms)"),
 }
 
 #: Targets: key -> (comparison, bound). The performance issues set them; the second raised the
@@ -61,6 +70,8 @@ TARGETS: Final[dict[str, tuple[str, float]]] = {
     "stream_vs_batch_bitstamp": (">=", 0.1),
     "stream_vs_nautilus": (">=", 1.0),
     "consumer_vs_flink": (">=", 5.0),
+    "api_latest_vs_bare": (">=", 0.5),
+    "ws_push_ms_p99": ("<=", 50.0),
 }
 
 #: Event time of the first tick of a filled topic: a whole minute (2023-11-14 22:14 UTC).
@@ -113,6 +124,11 @@ class BenchConfig:
         whole files), and timed runs of each side per stream (best kept).
     flink_repeat
         Runs of the Flink job per parallelism, in one JVM (the best is kept).
+    api_users, api_seconds, api_repeat, api_candles
+        The API load: concurrent locust users, seconds per run, alternating runs of each
+        path (the best kept), and candles per ``/api/v1/candles`` request.
+    ws_clients, ws_seconds, ws_rate
+        The WebSocket push: clients, seconds of publishing, and updates published per second.
     partitions
         Partitions of the suite's topics.
     settle_max_s
@@ -146,6 +162,13 @@ class BenchConfig:
     nautilus_ticks: int = 1_000_000
     nautilus_repeat: int = 3
     flink_repeat: int = 2
+    api_users: int = 50
+    api_seconds: int = 10
+    api_repeat: int = 2
+    api_candles: int = 1_000
+    ws_clients: int = 500
+    ws_seconds: float = 10.0
+    ws_rate: float = 10.0
     partitions: int = 3
     settle_max_s: float = 30.0
 
@@ -163,7 +186,8 @@ class BenchConfig:
             latency_rate=500.0, latency_warmup_s=1.5, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
             memory_ticks=10_000, memory_minutes=3.0, settle_max_s=3.0, sparse_ticks=5_000, sparse_repeat=1,
-            nautilus_ticks=20_000, nautilus_repeat=1, flink_repeat=1,
+            nautilus_ticks=20_000, nautilus_repeat=1, flink_repeat=1, api_seconds=2, api_repeat=1,
+            ws_clients=50, ws_seconds=1.0,
         )
         base.update(overrides)
         return cls(**base)

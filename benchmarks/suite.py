@@ -27,6 +27,7 @@ from benchmarks.machine import machine_info, settle, versions
 from benchmarks.peers.venv import PeerUnavailable
 from benchmarks.results import check_targets, rnd, write_json
 from benchmarks.sections import (
+    api,
     batch,
     consumer,
     flink,
@@ -70,6 +71,7 @@ SECTION_FUNCS: Final[dict[str, tuple[Section, tuple[str, ...]]]] = {
     "sparse": (sparse.run, ()),
     "nautilus": (nautilus.run, ()),
     "flink": (flink.run, ("kafka", "pg", "redis")),
+    "api": (api.run, ()),
 }
 
 

@@ -14,7 +14,7 @@ from cryptolab.api.params import (
     SymbolQuery,
     detector_param,
     interval_param,
-    reject_unknown_query,
+    no_unknown_query,
     symbol_param,
     time_param,
 )
@@ -25,7 +25,7 @@ from cryptolab.models import encode_alert
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"], responses=ERROR_RESPONSES,
-                   dependencies=[Depends(reject_unknown_query)])
+                   dependencies=[Depends(no_unknown_query)])
 
 
 @router.get("/alerts", response_model=AlertsOut, summary="Stored alerts")

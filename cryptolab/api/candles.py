@@ -21,7 +21,7 @@ from cryptolab.api.params import (
     IntervalPath,
     SymbolPath,
     interval_param,
-    reject_unknown_query,
+    no_unknown_query,
     symbol_param,
     time_param,
 )
@@ -36,7 +36,7 @@ __all__ = ["router"]
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["candles"], responses=ERROR_RESPONSES,
-                   dependencies=[Depends(reject_unknown_query)])
+                   dependencies=[Depends(no_unknown_query)])
 
 _JSON = "application/json"
 

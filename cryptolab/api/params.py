@@ -37,6 +37,7 @@ __all__ = [
     "allowed_query",
     "detector_param",
     "interval_param",
+    "no_unknown_query",
     "SymbolPath",
     "SymbolQuery",
     "reject_unknown_query",
@@ -171,3 +172,9 @@ def reject_unknown_query(conn: HTTPConnection) -> None:
         if key not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
             raise ValidationError(key[:_MAX_TEXT], f"unknown query parameter (this route takes: {known})")
+
+
+async def no_unknown_query(conn: HTTPConnection) -> None:
+    """:func:`reject_unknown_query` as a route dependency, run on the event loop (FastAPI runs a
+    sync dependency in the thread pool: a hop per request)."""
+    reject_unknown_query(conn)

@@ -46,5 +46,11 @@ def api_state(conn: HTTPConnection) -> ApiState:
     return state
 
 
+async def _api_state(conn: HTTPConnection) -> ApiState:
+    # async: FastAPI runs a sync dependency in the thread pool, a hop per request that costs
+    # more than the whole of a cached /latest under load
+    return api_state(conn)
+
+
 #: A route parameter receiving the application's :class:`ApiState`.
-State = Annotated[ApiState, Depends(api_state)]
+State = Annotated[ApiState, Depends(_api_state)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ from cryptolab.cli.produce import add_source_flags
 from cryptolab.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cryptolab.api.background import BackgroundApi
     from cryptolab.market.session import LiveSession
 
 __all__ = ["register", "run", "source_options"]
@@ -32,7 +34,8 @@ def register(sub: Any) -> None:
             "source -> producer -> Kafka -> windowing consumer -> store and cache in this process, "
             "on the embedded defaults or the services given, with a live progress line. "
             "SIGINT/SIGTERM or --duration stops the source, drains, closes every open window and "
-            "commits, then exits 0. With --dashboard the session's dashboard is served too."
+            "commits, then exits 0. With --dashboard the session's dashboard is served too, with --api "
+            "its HTTP API (the routes of cryptolab serve, on the session's store and cache)."
         ),
     )
     p.add_argument("--source", required=True, metavar="SOURCE",
@@ -55,6 +58,12 @@ def register(sub: Any) -> None:
     dash.add_argument("--port", type=int, default=5006, help="dashboard TCP port (default 5006; 0 = any free)")
     dash.add_argument("--address", default="127.0.0.1", help="dashboard interface (default 127.0.0.1)")
     add_metrics_flags(p.add_argument_group("metrics"))  # type: ignore[arg-type]
+    api = p.add_argument_group("HTTP API")
+    api.add_argument("--api", action="store_true",
+                     help="serve this session's HTTP API too (REST + WebSocket, as cryptolab serve)")
+    api.add_argument("--api-port", type=int, default=None, metavar="P",
+                     help="API TCP port (default 8000; 0 = any free)")
+    api.add_argument("--api-host", default=None, metavar="HOST", help="API interface (default 127.0.0.1)")
     p.set_defaults(func=run)
 
 
@@ -93,6 +102,27 @@ def source_options(args: argparse.Namespace) -> tuple[str, Any, dict[str, Any]]:
 def _check(args: argparse.Namespace) -> None:
     if args.duration is not None and not args.duration > 0:
         raise ConfigError(f"--duration must be > 0, got {args.duration}")
+    if not args.api and (args.api_port is not None or args.api_host is not None):
+        raise ConfigError("--api-port and --api-host need --api")
+
+
+def _api_socket(args: argparse.Namespace) -> socket.socket | None:
+    """With --api, the API's socket, bound before anything starts (a port in use costs nothing)."""
+    if not args.api:
+        return None
+    from cryptolab.api.background import listen
+
+    return listen(args.api_host or "127.0.0.1", 8000 if args.api_port is None else args.api_port)
+
+
+def _serve_api(session: LiveSession, sock: socket.socket) -> BackgroundApi:
+    """The HTTP API of ``session`` (its store, its cache) served from a thread of this process."""
+    from cryptolab.api import create_app
+    from cryptolab.api.background import BackgroundApi
+
+    api = BackgroundApi(create_app(session.settings, cache=session.cache), sock).start()
+    print(f"cryptolab run: API {api.url}  (docs at /docs; {session.feed.name})", flush=True)
+    return api
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,17 +133,27 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     name, symbols, options = source_options(args)
     say = not args.quiet
+    sock = _api_socket(args)
     if say:
         print(f"cryptolab run: {name}: backfilling {args.backfill}..." if args.backfill not in ("0", "") else
               f"cryptolab run: {name}: starting...", file=sys.stderr, flush=True)
-    session = live(name, symbols, intervals=args.intervals, backfill=args.backfill, settings=settings, **options)
+    try:
+        session = live(name, symbols, intervals=args.intervals, backfill=args.backfill, settings=settings,
+                       **options)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
     metrics = _serve_metrics(session, args)
     stop, serving = threading.Event(), threading.Event()
     t0 = time.monotonic()
     watcher = threading.Thread(target=_watch, args=(session, args, stop, serving, t0),
                                name="cryptolab-run-progress", daemon=True)
+    api = None
     try:
         _on_signals(stop)
+        if sock is not None:
+            api = _serve_api(session, sock)
         watcher.start()
         if args.dashboard:
             _serve(session, args, serving)  # until SIGINT/SIGTERM (the watcher sends one at the end)
@@ -123,7 +163,12 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         stop.set()
-        watcher.join(5)
+        if watcher.is_alive():
+            watcher.join(5)
+        if api is not None:
+            api.stop()
+        elif sock is not None:
+            sock.close()
         try:
             stats = session.stop()
         finally:

@@ -122,12 +122,38 @@ def test_quick_suite_against_the_services(tmp_path, kafka_bootstrap, pg_url, red
         "stream_candles_equal_batch_bitstamp": True, "stream_candles_equal_batch_mtgox": True,
         "stream_bars_equal_nautilus": True,
         "consumer_candles_equal_flink": True, "flink_all_ticks": True,
+        "api_candles_returned_1000": True, "api_ws_every_update_received": True,
     }
     assert code == 0
     cmp = doc["details"]["consumer"]["candles_vs_quix"]
     assert cmp["compared"] > 0 and cmp["mismatched"] == 0
     assert doc["details"]["latency"]["window_closes_measured"] > 0
     assert doc["details"]["history"]["dialect"] == "postgresql"
+    assert doc["details"]["api"]["services"] == "postgresql+redis"
+
+
+@pytest.mark.slow
+def test_quick_api_section_drives_a_real_serve_process_and_writes_its_keys(tmp_path):
+    """The api section on the embedded defaults (SQLite, the server's in-process cache): a real
+    ``cryptolab serve`` under locust (its virtualenv made once), its answers checked, every
+    WebSocket update received by every client."""
+    code, doc = _run_cli(tmp_path, "--only", "api")
+    assert doc["skipped"] == {}, doc["skipped"]
+    _assert_document(doc, {"api"})
+    assert doc["checks"] == {"api_candles_returned_1000": True, "api_ws_every_update_received": True}
+    assert code == 0
+    api = doc["details"]["api"]
+    quick = BenchConfig.quick_config()
+    assert api["services"] == "sqlite+in-process cache" and api["candles_in_store"] >= 1_000
+    assert api["answers"]["candles_count"] == 1_000
+    for name in ("bare", "latest", "candles"):
+        run = api["load"][name]
+        assert run["requests"] > 0 and run["failures"] == 0 and run["server_cpu_s"] > 0, (name, run)
+    push = api["ws_push"]
+    assert push["clients"] == quick.ws_clients and push["received"] == push["expected"] > 0
+    assert push["clients_with_every_update"] == quick.ws_clients
+    assert "in the server's process" in push["publisher"]
+    assert set(doc["targets"]) >= {"api_latest_vs_bare", "ws_push_ms_p99"}
 
 
 def test_each_section_waits_for_a_quiet_machine_at_most_settle_max_s(tmp_path, monkeypatch):
