@@ -114,6 +114,11 @@ class CcxtTrades:
         thread iterating :meth:`iter_ticks`, in order with the ticks.
     seed
         Seed of the back-off jitter.
+    since_ms
+        Deliver every trade from this time on: those before the stream's first trades
+        come over REST first, as after a reconnection (what cannot be fetched is a gap).
+        A live session gives the end of its backfill, so history and live trades meet
+        without a seam.
     """
 
     name = "ccxt"
@@ -137,6 +142,7 @@ class CcxtTrades:
         options: dict[str, Any] | None = None,
         on_gap: Callable[[TradeGap], None] | None = None,
         seed: int | None = None,
+        since_ms: int | None = None,
     ) -> None:
         for name, v in (("backoff_base", backoff_base), ("max_backoff", max_backoff)):
             if not (math.isfinite(v) and v > 0):
@@ -156,6 +162,7 @@ class CcxtTrades:
         self.repair_wait = float(repair_wait)
         self.options = self._default_options(exchange, options)
         self.on_gap = on_gap
+        self.since_ms = since_ms
         self.stats = SourceStats()
         self.gaps: list[TradeGap] = []
         self.last_error: str | None = None
@@ -330,10 +337,11 @@ class CcxtTrades:
         import ccxt
 
         symbol = venue_symbol(self.exchange, market)
-        seen = self._latest[market] = SeenTrades()
+        seen = self._latest[market] = SeenTrades(floor_ms=self.since_ms)
         failures, batches = 0, 0
-        resumed_after: int | None = None  # last_ts when the stream dropped, until repaired
-        anchored = True
+        # last_ts when the stream dropped, until repaired; at first, where the trades should start
+        resumed_after: int | None = self.since_ms
+        anchored = self.since_ms is None
         while not self._stop.is_set():
             watch: asyncio.Future[Any] | None = None
             try:
