@@ -127,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             session.close()
     if say:
         print(f"cryptolab run: {name} stopped after {time.monotonic() - t0:.1f}s: {stats.line()}; "
+              f"{stats.gaps} trade gaps recorded; "
               f"every open window closed and committed to {stats.store_url}", file=sys.stderr, flush=True)
     return 0
 
@@ -162,6 +163,8 @@ def _watch(session: LiveSession, args: argparse.Namespace, stop: threading.Event
             circuit = stats.source_stats.get("circuit")
             if circuit not in (None, "closed"):
                 post["circuit"] = circuit
+            if stats.gaps:
+                post["gaps"] = stats.gaps
             if stats.errors:
                 post["errors"] = len(stats.errors)
             bar.set_postfix(post, refresh=False)

@@ -79,6 +79,8 @@ class SessionStats:
     backfilled: bool
     store_url: str
     errors: list[str] = field(default_factory=list)
+    #: Spans of trades the source could not recover (recorded in the store's ``trade_gaps``).
+    gaps: int = 0
     #: The source's own counters (failures by kind, reconnects, circuit...), when it keeps some.
     source_stats: dict[str, Any] = field(default_factory=dict)
 
@@ -103,6 +105,8 @@ class SessionStats:
         circuit = self.source_stats.get("circuit")
         if circuit not in (None, "closed"):
             text += f" · circuit {circuit}"
+        if self.gaps:
+            text += f" · {self.gaps} trade gaps"
         if self.errors:
             text += f" · {len(self.errors)} errors"
         return text
@@ -162,6 +166,7 @@ class LiveSession:
         self._state = "starting"
         self._produced = 0
         self._rejected = 0
+        self._gaps = 0
         self._backfilled = False
         self._stopped = False
         self._started_at = time.monotonic()
@@ -216,6 +221,8 @@ class LiveSession:
         store.init()
         self._store = Store.from_settings(s)  # reads (charts, history) on a connection pool of their own
         self._cache = open_cache(s) if s.redis_url else MemoryCache(self.cache_name)
+        if hasattr(self.feed.source, "on_gap"):
+            self.feed.source.on_gap = self._on_gap  # trades it could not recover: recorded, counted
         if self.feed.backfill is not None:
             self._state = "backfilling"
             self.backfill_report = self.feed.backfill(s, self.store_url)
@@ -405,6 +412,11 @@ class LiveSession:
                 probe.close()
         self._history_sent.set()
 
+    def _on_gap(self, gap: Any) -> None:
+        """Record a :class:`~cryptolab.sources.trade_gaps.TradeGap` in the store (source thread)."""
+        self._reader().gaps.record([gap])
+        self._gaps += 1
+
     def _consume(self) -> None:
         try:
             if self.pipeline is not None and not self._stop.is_set():
@@ -428,7 +440,7 @@ class LiveSession:
             alerts=self._tally.alerts, elapsed_s=time.monotonic() - self._started_at,
             backfilled=self._backfilled, store_url=redact_url(self.store_url) or "",
             errors=[f"{where}: {type(exc).__name__}: {exc}" for where, exc in self._errors],
-            source_stats=as_dict() if callable(as_dict) else {},
+            source_stats=as_dict() if callable(as_dict) else {}, gaps=self._gaps,
         )
 
     def _symbol(self, symbol: str | None) -> str:
@@ -453,14 +465,28 @@ class LiveSession:
 
     def history(self, symbol: str | None = None, interval: str | None = None, start: Any = None,
                 end: Any = None, *, final_only: bool = False, limit: int | None = None) -> pd.DataFrame:
-        """Candles of one series from the session's store (see :meth:`cryptolab.store.Store.history`).
+        """Candles of one series from the session's store (see :meth:`cryptolab.store.Store.history`),
+        with a boolean ``gap_affected`` column: a recorded trade gap overlaps the window, so its
+        candle may lack trades (:meth:`gaps`).
 
         ``symbol`` defaults to the first symbol, ``interval`` to the first interval; an exchange
         session also takes the market's ccxt symbol (``BTC/USDT``).
         """
         self._raise_new()
-        return self._reader().history(self._symbol(symbol), self._interval(interval), start, end,
-                                      final_only=final_only, limit=limit)
+        reader = self._reader()
+        frame = reader.history(self._symbol(symbol), self._interval(interval), start, end,
+                               final_only=final_only, limit=limit)
+        return reader.gaps.mark(frame)
+
+    def gaps(self, symbol: str | None = None) -> pd.DataFrame:
+        """The trade gaps recorded in the session's store (of ``symbol``, else of every symbol of
+        the session): spans of trades the source could not recover, with the reason."""
+        import pandas as pd
+
+        reader = self._reader()
+        names = [self._symbol(symbol)] if symbol is not None else self.symbols
+        frames = [reader.gaps.frame(name) for name in names]
+        return pd.concat(frames, ignore_index=True) if frames else reader.gaps.frame("")
 
     def alerts(self, symbol: str | None = None, interval: str | None = None, start: Any = None,
                end: Any = None, *, detector: str | None = None, limit: int | None = None) -> pd.DataFrame:

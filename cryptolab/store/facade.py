@@ -29,6 +29,7 @@ from cryptolab.config import Settings
 from cryptolab.models import Alert, Candle
 from cryptolab.store import commit, export, forget, queries, schema
 from cryptolab.store.database import Database
+from cryptolab.store.gaps import TradeGaps
 from cryptolab.store.records import LateTick, PartitionProgress
 from cryptolab.store.times import TimeLike
 
@@ -71,7 +72,7 @@ class Store:
     >>> with Store("sqlite://") as s:
     ...     s.init()
     ...     (s.dialect, s.timescale, s.schema_version(), len(s.history("BTC-USD", "1m")))
-    ('sqlite', False, 1, 0)
+    ('sqlite', False, 2, 0)
     """
 
     def __init__(self, url: str | URL, *, pool_size: int = 5) -> None:
@@ -175,7 +176,7 @@ class Store:
         ...     s.init()
         ...     info = s.info()
         >>> info["dialect"], info["schema_version"], info["candles"], info["series"]
-        ('sqlite', 1, 0, [])
+        ('sqlite', 2, 0, [])
         """
         version = self.schema_version()
         return export.info(self._db, version, self.timescale if version is not None else False)
@@ -285,16 +286,8 @@ class Store:
         """
         return self._queries.load_progress(group, topic, partitions)
 
-    def history(
-        self,
-        symbol: str,
-        interval: str,
-        start: TimeLike | None = None,
-        end: TimeLike | None = None,
-        *,
-        final_only: bool = False,
-        limit: int | None = None,
-    ) -> pd.DataFrame:
+    def history(self, symbol: str, interval: str, start: TimeLike | None = None, end: TimeLike | None = None,
+                *, final_only: bool = False, limit: int | None = None) -> pd.DataFrame:
         """Candles of one series with ``window_start`` in ``[start, end)`` as a DataFrame.
 
         Parameters
@@ -426,6 +419,11 @@ class Store:
     def late_tick_count(self) -> int:
         """Number of late ticks recorded."""
         return self._queries.late_tick_count()
+
+    @property
+    def gaps(self) -> TradeGaps:
+        """Trade gaps: ``record``, ``count``, ``frame``, ``mark`` (:mod:`cryptolab.store.gaps`)."""
+        return TradeGaps(self._db)
 
     # ---------------------------------------------------------------- exports
 

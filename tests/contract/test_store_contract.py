@@ -444,9 +444,9 @@ def test_init_is_idempotent(store_backend: Any) -> None:
                        progress=prog(0, 1), expected_offsets={0: None})
     second = store_backend.make()  # runs init() again on the same database
     second.init()
-    assert second.schema_version() == 1
+    assert second.schema_version() == 2
     assert second.candles() == [candle(0)] and second.alert_list() == [alert(0)]
     info = second.info()
-    assert (info["candles"], info["alerts"], info["schema_version"]) == (1, 1, 1)
+    assert (info["candles"], info["alerts"], info["schema_version"], info["trade_gaps"]) == (1, 1, 2, 0)
     assert info["series"][0]["symbol"] == "BTC-USD"
     assert info["progress"][0]["offset"] == 1

@@ -139,3 +139,51 @@ def test_live_session_on_an_exchange_has_its_history_at_once_then_grows(tmp_path
         check_history_then_live(tape, ex, stored, 2 * HOUR)
         assert not chart.attached
         session.close()
+
+
+def test_trades_the_exchange_cannot_give_back_are_a_recorded_counted_marked_gap(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A network drop mid-stream while the exchange's trade history fails: the trades missed
+    meanwhile are lost for good, so the span is recorded in the store's ``trade_gaps``, counted
+    on the session and by ``cryptolab db info``, and the windows it overlaps are marked
+    ``gap_affected``; the stored candles are exactly those of the trades delivered."""
+    from cryptolab.cli import main
+
+    tape = market(seed=13)
+    settings = Settings.from_env({}, data_dir=str(tmp_path / "data"))
+    with StandInExchange("binance", tape, paced=True, drop_after=12, missed=6, rest_fail=True) as ex:
+        session = cryptolab.live("binance", symbols=["BTC/USDT"], intervals="1m", backfill=0,
+                                 settings=settings, api_url=ex.api_url, ws_url=ex.ws_url)
+        try:
+            _until(lambda: session.stats.gaps >= 1, "no gap was recorded")
+            _until(lambda: session.stats.consumed >= 20, "the stream did not resume after the drop")
+        finally:
+            stats = session.stop()
+        missed = list(ex.missed_trades)
+        published = list(ex.published)
+    assert stats.errors == [] and stats.gaps == 1 and stats.source_stats["gaps"] == 1
+    assert "1 trade gaps" in stats.line()
+    assert len(missed) == 6
+    (gap,) = session.gaps().itertuples()
+    # the gap spans from the last trade delivered before the drop to the first one after it
+    before = max(t.ts_ms for t in published if t.ts_ms < missed[0].ts_ms)
+    assert (gap.symbol, to_ms(gap.start)) == (SYMBOL, before)
+    assert to_ms(gap.end) > missed[-1].ts_ms and "fetch_trades failed" in gap.reason
+    history = session.history(SYMBOL, "1m")
+    starts = [to_ms(w) for w in history["window_start"]]
+    spoiled = {w for w in starts if w <= to_ms(gap.end) and w + MINUTE > to_ms(gap.start)}
+    assert spoiled and {w for w, g in zip(starts, history["gap_affected"], strict=True) if g} == spoiled
+    # never silently wrong: the candles are those of the trades delivered, the missed ones absent
+    delivered = sorted({t.id: t for t in published}.values(), key=lambda t: t.ts_ms)
+    ticks = [t for t in tape.ticks("BTC/USDT") if int(t.trade_id or 0) in {d.id for d in delivered}]
+    assert not {t.id for t in missed} & {int(t.trade_id or 0) for t in ticks}
+    want = candles_from_ticks(pd.DataFrame({"symbol": [t.symbol for t in ticks], "ts_ms": [t.ts_ms for t in ticks],
+                                            "price": [t.price for t in ticks], "size": [t.size for t in ticks]}),
+                              intervals="1m")
+    got = frame(history)
+    want = frame(want.sort_values("window_start"))
+    assert int(got["trades"].sum()) == stats.consumed <= len(delivered)
+    pd.testing.assert_frame_equal(got, want.iloc[:len(got)].reset_index(drop=True), check_dtype=False)
+    session.close()
+    assert main(["db", "info", "--store", session.store_url]) == 0
+    assert "trade gaps 1" in capsys.readouterr().out

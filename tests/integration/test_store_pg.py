@@ -138,7 +138,7 @@ def test_failing_timescale_setup_falls_back_to_a_plain_table(
         assert "TimescaleDB could not be enabled" in caplog.text
         s.commit_batch(group="g", topic="t", candles=[candle(0)])
         assert s.candles() == [candle(0)]
-        assert s.schema_version() == 1
+        assert s.schema_version() == 2
 
 
 def test_concurrent_init_is_safe(pg_url: str) -> None:
@@ -250,7 +250,7 @@ def test_db_cli_against_postgres(pg_url: str, tmp_path: Path, capsys: pytest.Cap
     assert main(["db", "init", "--store", pg_url]) == 0
     assert main(["db", "info", "--store", pg_url]) == 0
     out = capsys.readouterr().out
-    assert out.count("schema v1") == 2 and "dialect     postgresql" in out
+    assert out.count("schema v2") == 2 and "dialect     postgresql" in out
     with Store(pg_url) as s:
         s.commit_batch(group="g", topic="t", candles=[candle(0), candle(1)])
     target = tmp_path / "c.csv"

@@ -42,9 +42,9 @@ def test_db_init_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["db", "init", "--store", url]) == 0
     assert main(["db", "init", "--store", url]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and all("schema v1" in line for line in out)
+    assert len(out) == 2 and all("schema v2" in line for line in out)
     with Store(url) as s:
-        assert s.schema_version() == 1
+        assert s.schema_version() == 2
 
 
 def test_db_init_uses_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
