@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from cryptolab.cli._common import add_service_flags, settings_from_args
+from cryptolab.cli._common import add_composite_flag, add_service_flags, settings_from_args
 from cryptolab.cli.produce import add_source_flags
 from cryptolab.errors import ConfigError
 
@@ -44,6 +44,7 @@ def register(sub: Any) -> None:
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (wall clock)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_source_flags(p, produce=False)
+    add_composite_flag(p)
     ex = p.add_argument_group("exchange (ccxt)")
     ex.add_argument("--api-url", metavar="URL",
                     help="replace the scheme, host and port of every REST endpoint of the exchange")
@@ -104,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if say:
         print(f"cryptolab run: {name}: backfilling {args.backfill}..." if args.backfill not in ("0", "") else
               f"cryptolab run: {name}: starting...", file=sys.stderr, flush=True)
-    session = live(name, symbols, intervals=args.intervals, backfill=args.backfill, settings=settings, **options)
+    session = live(name, symbols, intervals=args.intervals, backfill=args.backfill, settings=settings,
+                   composite=args.composite, **options)
     stop, serving = threading.Event(), threading.Event()
     t0 = time.monotonic()
     watcher = threading.Thread(target=_watch, args=(session, args, stop, serving, t0),

@@ -221,8 +221,12 @@ class LiveSession:
         store.init()
         self._store = Store.from_settings(s)  # reads (charts, history) on a connection pool of their own
         self._cache = open_cache(s) if s.redis_url else MemoryCache(self.cache_name)
-        if hasattr(self.feed.source, "on_gap"):
-            self.feed.source.on_gap = self._on_gap  # trades it could not recover: recorded, counted
+        from cryptolab.sources.composite import CompositeSource
+
+        src = self.feed.source
+        inner = src.source if isinstance(src, CompositeSource) else src  # what a composite wraps
+        if hasattr(inner, "on_gap"):
+            inner.on_gap = self._on_gap  # trades it could not recover: recorded, counted
         if self.feed.backfill is not None:
             self._state = "backfilling"
             self.backfill_report = self.feed.backfill(s, self.store_url)
@@ -544,6 +548,7 @@ def live(
     intervals: str | Sequence[str] = "1m,5m,15m",
     backfill: str | int | None = "6h",
     settings: Settings | None = None,
+    composite: Sequence[str] | None = None,
     **source_options: Any,
 ) -> LiveSession:
     """Start a live market session: history first, then source -> Kafka -> candles -> store and cache.
@@ -566,6 +571,9 @@ def live(
         Services (default: the environment, i.e. the embedded defaults unless configured).
         A synthetic session writes to a SQLite file of its own in ``<data_dir>/live`` unless
         a store is configured.
+    composite
+        Cross-venue series built beside the venue series (``["BTC-USDT"]``, or
+        ``["BTC-USD=BINANCE:BTC-USDT,COINBASE:BTC-USD"]``; :mod:`cryptolab.sources.composite`).
     source_options
         The source's own options (:func:`cryptolab.market.feeds.open_feed`): ``speed``,
         ``seed``, ``ticks_per_second``, ``spike_every_s``; ``base_url``, ``poll_interval``;
@@ -598,6 +606,12 @@ def live(
     names = parse_intervals(intervals if isinstance(intervals, str) else list(intervals))
     feed = open_feed(source, symbols=symbols, backfill_ms=parse_backfill(backfill), intervals=names,
                      settings=base, **source_options)
+    if composite:
+        from cryptolab.sources.composite import parse_composites, with_composite
+
+        specs = parse_composites(composite)
+        feed.source = with_composite(feed.source, specs)
+        feed.symbols = [*feed.symbols, *(n for n in specs if n not in feed.symbols)]
     session = LiveSession(feed, replace(base, intervals=names))
     try:
         return session.start()

@@ -97,15 +97,20 @@ def test_run_binance_backfills_the_klines_then_streams_the_trades(tmp_path: Path
         done = subprocess.run(
             [sys.executable, "-m", "cryptolab", "run", "--source", "binance", "--api-url", ex.api_url,
              "--ws-url", ex.ws_url, "--symbols", "BTC/USDT", "--backfill", "2h", "--duration", "20",
-             "--store", f"sqlite:///{db}", "--intervals", "1m"],
+             "--store", f"sqlite:///{db}", "--intervals", "1m", "--composite", "BTC-USDT"],
             cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=400)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "every open window closed and committed" in done.stderr
         assert [r.status for r in ex.data_requests("/api/v3/klines")][:2] == [429, 200]
         with Store(f"sqlite:///{db}") as store:
-            assert {c.symbol for c in store.candles()} == {SYMBOL}  # the venue's name, never plain BTC-USDT
+            # the venue's series, and the cross-venue composite (one venue here) of its live trades
+            assert {c.symbol for c in store.candles()} == {SYMBOL, "BTC-USDT"}
             stored = store.history(SYMBOL, "1m")
+            composite = store.history("BTC-USDT", "1m")
         check_history_then_live(tape, ex, stored, 2 * HOUR)
+        live = stored[stored["window_start"] >= composite["window_start"].min()]
+        pd.testing.assert_frame_equal(frame(composite), frame(live), check_dtype=False)
+        assert composite["final"].all() and len(composite) >= 1
 
 
 def _until(condition: Any, what: str, timeout: float = 180.0) -> None:

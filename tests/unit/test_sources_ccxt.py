@@ -81,7 +81,7 @@ def handwritten(frames, parse, venue):
     for f in frames:
         t = parse(f)
         if t is not None and (parse is not parse_coinbase_frame or '"type":"match"' in f):
-            out.append((f"{venue}:{t.symbol}", t.ts_ms, t.price, t.size, t.trade_id.lstrip("a")))
+            out.append((f"{venue}:{t.symbol.rpartition(':')[2]}", t.ts_ms, t.price, t.size, t.trade_id.lstrip("a")))
     return out
 
 
