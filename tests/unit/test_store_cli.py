@@ -58,7 +58,7 @@ def test_db_info_text_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     _fill(url)
     assert main(["db", "info", "--store", url]) == 0
     text = capsys.readouterr().out
-    assert "schema      v1" in text
+    assert "schema      v2" in text
     assert "candles 6  alerts 1  late ticks 0" in text
     assert "ETH-USD" in text and "2023-11-14T22:14:00Z .. 2023-11-14T22:16:00Z" in text
     assert "partition 0: next offset 17" in text
