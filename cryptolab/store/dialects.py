@@ -203,10 +203,10 @@ class Dialect(ABC):
         self.insert_late = dialect_mod.insert(late_ticks_table).on_conflict_do_nothing(
             index_elements=["topic", "partition", "offset"]
         )
-        #: Record trade gaps unless already recorded.
+        #: Record trade gaps unless already recorded; returns the symbols of the rows inserted.
         self.insert_gap = dialect_mod.insert(trade_gaps_table).on_conflict_do_nothing(
             index_elements=["symbol", "start_ms", "end_ms"]
-        )
+        ).returning(trade_gaps_table.c.symbol)
 
     @staticmethod
     @abstractmethod

@@ -84,7 +84,7 @@ class TradeGaps:
         if not rows:
             return 0
         with self._db.errors("record gaps"), self._db.write() as conn:
-            return sum(int(conn.execute(self._db.dialect.insert_gap, row).rowcount or 0) for row in rows)
+            return sum(len(conn.execute(self._db.dialect.insert_gap, row).all()) for row in rows)
 
     def _where(self, symbol: str | None, start: TimeLike | None, end: TimeLike | None) -> list[sa.ColumnElement[bool]]:
         cond: list[sa.ColumnElement[bool]] = []
