@@ -75,7 +75,7 @@ def _print_info(info: dict[str, Any]) -> None:
         return
     print(f"schema      v{info['schema_version']}")
     print(f"rows        candles {info['candles']:,}  alerts {info['alerts']:,}  "
-          f"late ticks {info['late_ticks']:,}")
+          f"late ticks {info['late_ticks']:,}  trade gaps {info.get('trade_gaps', 0):,}")
     _print_venues(info.get("venues", []))
     print(f"series      {len(info['series'])}")
     width = max([16, *(len(s["symbol"]) for s in info["series"])])

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from cryptolab.cli._common import add_service_flags, settings_from_args
+from cryptolab.cli._common import add_composite_flag, add_service_flags, settings_from_args
 from cryptolab.cli._metrics import add_metrics_flags, serve_metrics
 from cryptolab.cli.produce import add_source_flags
 from cryptolab.errors import ConfigError
@@ -48,6 +48,7 @@ def register(sub: Any) -> None:
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (wall clock)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     add_source_flags(p, produce=False)
+    add_composite_flag(p)
     ex = p.add_argument_group("exchange (ccxt)")
     ex.add_argument("--api-url", metavar="URL",
                     help="replace the scheme, host and port of every REST endpoint of the exchange")
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
               f"cryptolab run: {name}: starting...", file=sys.stderr, flush=True)
     try:
         session = live(name, symbols, intervals=args.intervals, backfill=args.backfill, settings=settings,
-                       **options)
+                       composite=args.composite, **options)
     except BaseException:
         if sock is not None:
             sock.close()
@@ -177,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
                 metrics.close()
     if say:
         print(f"cryptolab run: {name} stopped after {time.monotonic() - t0:.1f}s: {stats.line()}; "
+              f"{stats.gaps} trade gaps recorded; "
               f"every open window closed and committed to {stats.store_url}", file=sys.stderr, flush=True)
     return 0
 
@@ -232,6 +234,8 @@ def _watch(session: LiveSession, args: argparse.Namespace, stop: threading.Event
             circuit = stats.source_stats.get("circuit")
             if circuit not in (None, "closed"):
                 post["circuit"] = circuit
+            if stats.gaps:
+                post["gaps"] = stats.gaps
             if stats.errors:
                 post["errors"] = len(stats.errors)
             bar.set_postfix(post, refresh=False)

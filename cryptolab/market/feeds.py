@@ -12,8 +12,10 @@ synthetic       the last ``backfill`` of the market, generated and sent at full 
 replay:PATH     the file is its own history: played at full speed (or at ``speed``)
 coingecko       none: ``/simple/price`` quotes from now on
 <ccxt id>       the exchange's candles of the last ``backfill`` over REST
-                (:func:`cryptolab.market.backfill.backfill`), then its live trades
-                (:class:`cryptolab.sources.ccxt_trades.CcxtTrades`)
+                (:func:`cryptolab.market.backfill.backfill`), whole windows up to now;
+                then its trades from the end of that history (those of the windows
+                still open over REST, then the live ones:
+                :class:`cryptolab.sources.ccxt_trades.CcxtTrades` ``since_ms``)
 =============== ============================================================================
 
 Examples
@@ -29,6 +31,7 @@ cryptolab.errors.ValidationError: invalid 'source': unknown source 'nowhere-exch
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from cryptolab.errors import ValidationError
-from cryptolab.models import parse_duration
+from cryptolab.models import parse_duration, parse_interval
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptolab.config import Settings
@@ -295,7 +298,11 @@ def _exchange(exchange: str, symbols: Any, backfill_ms: int, intervals: tuple[st
     api_url, ws_url = opts.get("api_url"), opts.get("ws_url")
     from cryptolab.sources.ccxt_trades import CcxtTrades  # type: ignore[import-not-found,unused-ignore]
 
-    source = CcxtTrades(exchange, list(markets), api_url=api_url, ws_url=ws_url)
+    # the live trades start where the stored history ends (the last whole window of every
+    # interval): the trades of the windows still open come over REST before the stream's
+    grain = math.lcm(*(parse_interval(i) for i in intervals))
+    since = now - now % grain if backfill_ms > 0 else None
+    source = CcxtTrades(exchange, list(markets), api_url=api_url, ws_url=ws_url, since_ms=since)
     kind = str(opts.get("backfill_from", "ohlcv"))
 
     def backfill(settings: Settings, store_url: str) -> Any:

@@ -81,6 +81,8 @@ class SessionStats:
     backfilled: bool
     store_url: str
     errors: list[str] = field(default_factory=list)
+    #: Spans of trades the source could not recover (recorded in the store's ``trade_gaps``).
+    gaps: int = 0
     #: The source's own counters (failures by kind, reconnects, circuit...), when it keeps some.
     source_stats: dict[str, Any] = field(default_factory=dict)
 
@@ -105,6 +107,8 @@ class SessionStats:
         circuit = self.source_stats.get("circuit")
         if circuit not in (None, "closed"):
             text += f" · circuit {circuit}"
+        if self.gaps:
+            text += f" · {self.gaps} trade gaps"
         if self.errors:
             text += f" · {len(self.errors)} errors"
         return text
@@ -166,6 +170,7 @@ class LiveSession:
         self.producer_stats: ProducerStats | None = None
         self._produced = 0
         self._rejected = 0
+        self._gaps = 0
         self._backfilled = False
         self._stopped = False
         self._started_at = time.monotonic()
@@ -220,6 +225,12 @@ class LiveSession:
         store.init()
         self._store = Store.from_settings(s)  # reads (charts, history) on a connection pool of their own
         self._cache = open_cache(s) if s.redis_url else MemoryCache(self.cache_name)
+        from cryptolab.sources.composite import CompositeSource
+
+        src = self.feed.source
+        inner = src.source if isinstance(src, CompositeSource) else src  # what a composite wraps
+        if hasattr(inner, "on_gap"):
+            inner.on_gap = self._on_gap  # trades it could not recover: recorded, counted
         if self.feed.backfill is not None:
             self._state = "backfilling"
             self.backfill_report = self.feed.backfill(s, self.store_url)
@@ -410,6 +421,11 @@ class LiveSession:
                 probe.close()
         self._history_sent.set()
 
+    def _on_gap(self, gap: Any) -> None:
+        """Record a :class:`~cryptolab.sources.trade_gaps.TradeGap` in the store (source thread)."""
+        self._reader().gaps.record([gap])
+        self._gaps += 1
+
     def _consume(self) -> None:
         try:
             if self.pipeline is not None and not self._stop.is_set():
@@ -433,7 +449,7 @@ class LiveSession:
             alerts=self._tally.alerts, elapsed_s=time.monotonic() - self._started_at,
             backfilled=self._backfilled, store_url=redact_url(self.store_url) or "",
             errors=[f"{where}: {type(exc).__name__}: {exc}" for where, exc in self._errors],
-            source_stats=as_dict() if callable(as_dict) else {},
+            source_stats=as_dict() if callable(as_dict) else {}, gaps=self._gaps,
         )
 
     def _symbol(self, symbol: str | None) -> str:
@@ -458,14 +474,28 @@ class LiveSession:
 
     def history(self, symbol: str | None = None, interval: str | None = None, start: Any = None,
                 end: Any = None, *, final_only: bool = False, limit: int | None = None) -> pd.DataFrame:
-        """Candles of one series from the session's store (see :meth:`cryptolab.store.Store.history`).
+        """Candles of one series from the session's store (see :meth:`cryptolab.store.Store.history`),
+        with a boolean ``gap_affected`` column: a recorded trade gap overlaps the window, so its
+        candle may lack trades (:meth:`gaps`).
 
         ``symbol`` defaults to the first symbol, ``interval`` to the first interval; an exchange
         session also takes the market's ccxt symbol (``BTC/USDT``).
         """
         self._raise_new()
-        return self._reader().history(self._symbol(symbol), self._interval(interval), start, end,
-                                      final_only=final_only, limit=limit)
+        reader = self._reader()
+        frame = reader.history(self._symbol(symbol), self._interval(interval), start, end,
+                               final_only=final_only, limit=limit)
+        return reader.gaps.mark(frame)
+
+    def gaps(self, symbol: str | None = None) -> pd.DataFrame:
+        """The trade gaps recorded in the session's store (of ``symbol``, else of every symbol of
+        the session): spans of trades the source could not recover, with the reason."""
+        import pandas as pd
+
+        reader = self._reader()
+        names = [self._symbol(symbol)] if symbol is not None else self.symbols
+        frames = [reader.gaps.frame(name) for name in names]
+        return pd.concat(frames, ignore_index=True) if frames else reader.gaps.frame("")
 
     def alerts(self, symbol: str | None = None, interval: str | None = None, start: Any = None,
                end: Any = None, *, detector: str | None = None, limit: int | None = None) -> pd.DataFrame:
@@ -537,6 +567,7 @@ def live(
     intervals: str | Sequence[str] = "1m,5m,15m",
     backfill: str | int | None = "6h",
     settings: Settings | None = None,
+    composite: Sequence[str] | None = None,
     **source_options: Any,
 ) -> LiveSession:
     """Start a live market session: history first, then source -> Kafka -> candles -> store and cache.
@@ -559,6 +590,9 @@ def live(
         Services (default: the environment, i.e. the embedded defaults unless configured).
         A synthetic session writes to a SQLite file of its own in ``<data_dir>/live`` unless
         a store is configured.
+    composite
+        Cross-venue series built beside the venue series (``["BTC-USDT"]``, or
+        ``["BTC-USD=BINANCE:BTC-USDT,COINBASE:BTC-USD"]``; :mod:`cryptolab.sources.composite`).
     source_options
         The source's own options (:func:`cryptolab.market.feeds.open_feed`): ``speed``,
         ``seed``, ``ticks_per_second``, ``spike_every_s``; ``base_url``, ``poll_interval``;
@@ -591,6 +625,12 @@ def live(
     names = parse_intervals(intervals if isinstance(intervals, str) else list(intervals))
     feed = open_feed(source, symbols=symbols, backfill_ms=parse_backfill(backfill), intervals=names,
                      settings=base, **source_options)
+    if composite:
+        from cryptolab.sources.composite import parse_composites, with_composite
+
+        specs = parse_composites(composite)
+        feed.source = with_composite(feed.source, specs)
+        feed.symbols = [*feed.symbols, *(n for n in specs if n not in feed.symbols)]
     session = LiveSession(feed, replace(base, intervals=names))
     try:
         return session.start()

@@ -114,6 +114,11 @@ class CcxtTrades:
         thread iterating :meth:`iter_ticks`, in order with the ticks.
     seed
         Seed of the back-off jitter.
+    since_ms
+        Deliver every trade from this time on: those before the stream's first trades
+        come over REST first, as after a reconnection (what cannot be fetched is a gap).
+        A live session gives the end of its backfill, so history and live trades meet
+        without a seam.
     """
 
     name = "ccxt"
@@ -137,6 +142,7 @@ class CcxtTrades:
         options: dict[str, Any] | None = None,
         on_gap: Callable[[TradeGap], None] | None = None,
         seed: int | None = None,
+        since_ms: int | None = None,
     ) -> None:
         for name, v in (("backoff_base", backoff_base), ("max_backoff", max_backoff)):
             if not (math.isfinite(v) and v > 0):
@@ -156,6 +162,7 @@ class CcxtTrades:
         self.repair_wait = float(repair_wait)
         self.options = self._default_options(exchange, options)
         self.on_gap = on_gap
+        self.since_ms = since_ms
         self.stats = SourceStats()
         self.gaps: list[TradeGap] = []
         self.last_error: str | None = None
@@ -330,10 +337,12 @@ class CcxtTrades:
         import ccxt
 
         symbol = venue_symbol(self.exchange, market)
-        seen = self._latest[market] = SeenTrades()
+        seen = self._latest[market] = SeenTrades(floor_ms=self.since_ms)
         failures, batches = 0, 0
-        resumed_after: int | None = None  # last_ts when the stream dropped, until repaired
-        anchored = True
+        # last_ts when the stream dropped, until repaired; at first, where the trades should start
+        resumed_after: int | None = self.since_ms
+        anchored = self.since_ms is None
+        tried_quiet = False
         while not self._stop.is_set():
             watch: asyncio.Future[Any] | None = None
             try:
@@ -344,11 +353,14 @@ class CcxtTrades:
                 else:
                     watch = asyncio.ensure_future(ex.watch_trades(market))
                     await asyncio.wait({watch}, timeout=self.repair_wait)
-                    if not watch.done() and _connected(ex):
-                        # a quiet market: repair once the stream is back, without a trade
-                        await self._catch_up(ex, market, symbol, resumed_after, anchored, None,
-                                             seen, events)
-                        resumed_after = None
+                    if not watch.done() and _connected(ex) and not tried_quiet:
+                        # a quiet market: repair once the stream is back, without a trade; what
+                        # cannot be fetched now is tried again (and recorded up to it) at the
+                        # first live trade, as the span it spoils ends there
+                        tried_quiet = True
+                        if await self._catch_up(ex, market, symbol, resumed_after, anchored, None,
+                                                seen, events, provisional=True):
+                            resumed_after = None
                         self._drain(ex, market, symbol, seen, events)
                     trades = await watch
             except ccxt.BaseError as exc:
@@ -362,6 +374,7 @@ class CcxtTrades:
                 if resumed_after is None:
                     resumed_after = seen.last_ts if seen.last_ts is not None else self._clock_ms()
                     anchored = seen.last_ts is not None
+                tried_quiet = False
                 if self.max_reconnects is not None and self.stats.reconnects >= self.max_reconnects:
                     log.warning("%s %s: not reconnecting: max_reconnects=%d reached",
                                 self.exchange, market, self.max_reconnects)
@@ -413,9 +426,10 @@ class CcxtTrades:
 
     async def _catch_up(self, ex: Any, market: str, symbol: str, last_ts: int, anchored: bool,
                         first_live_ts: int | None, seen: SeenTrades,
-                        events: queue.SimpleQueue[tuple[str, Any]]) -> None:
+                        events: queue.SimpleQueue[tuple[str, Any]], *, provisional: bool = False) -> bool:
         """Deliver the trades missed between ``last_ts`` and the stream's return (the first
-        live trade, or now); record what cannot be recovered as a gap."""
+        live trade, or now); record what cannot be recovered as a gap (unless ``provisional``:
+        then return False and record nothing, to be tried again). True when settled."""
         end = first_live_ts if first_live_ts is not None else max(last_ts, self._clock_ms())
         if not self.repair:
             gap: TradeGap | None = TradeGap(symbol, last_ts, end, "repair is off", self.exchange)
@@ -430,8 +444,11 @@ class CcxtTrades:
             if fresh:
                 events.put(("ticks", fresh))
             gap = gap_of(rep, last_ts, end, symbol=symbol, source=self.exchange)
+        if gap is not None and provisional:
+            return False
         if gap is not None:
             self.stats.gaps += 1
             log.warning("%s: trades between %d and %d may be missing: %s", symbol, gap.start_ms,
                         gap.end_ms, gap.reason)
             events.put(("gap", gap))
+        return True

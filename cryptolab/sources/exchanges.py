@@ -1,7 +1,8 @@
 """Exchange trade websockets: Binance (``trade`` / ``aggTrade``) and Coinbase (``match``).
 
-Both sources connect, subscribe, parse every frame and yield one tick per trade:
-price and size parsed as decimals from the exchange's strings, the exchange's
+Both sources connect, subscribe, parse every frame and yield one tick per trade,
+named ``VENUE:BASE-QUOTE`` (``BINANCE:BTC-USDT``, ``COINBASE:BTC-USD``) as every venue's
+ticker is (:mod:`cryptolab.models.venues`), the same names the ccxt source gives: price and size parsed as decimals from the exchange's strings, the exchange's
 trade id, and the exchange's trade time as event time. Everything else on the
 stream (depth, book tickers, klines, heartbeats, subscription acks) is skipped.
 A frame that does not parse is rejected with a reason (see
@@ -21,11 +22,11 @@ Examples
 --------
 >>> frame = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1700000000001,"s":"BTCUSDT",'
 ...          '"t":42,"p":"37000.10","q":"0.025","T":1700000000000,"m":true,"M":true}}')
->>> parse_binance_frame(frame, {"BTCUSDT": "BTC-USDT"})
-Tick(symbol='BTC-USDT', ts_ms=1700000000000, price=37000.1, size=0.025, source='binance', trade_id='42')
+>>> parse_binance_frame(frame)
+Tick(symbol='BINANCE:BTC-USDT', ts_ms=1700000000000, price=37000.1, size=0.025, source='binance', trade_id='42')
 >>> parse_coinbase_frame('{"type":"match","trade_id":7,"product_id":"ETH-USD","size":"0.5",'
 ...                      '"price":"2000.01","side":"buy","time":"2023-11-14T22:13:20.123456Z"}')
-Tick(symbol='ETH-USD', ts_ms=1700000000123, price=2000.01, size=0.5, source='coinbase', trade_id='7')
+Tick(symbol='COINBASE:ETH-USD', ts_ms=1700000000123, price=2000.01, size=0.5, source='coinbase', trade_id='7')
 >>> parse_coinbase_frame('{"type":"heartbeat","product_id":"ETH-USD"}') is None
 True
 """
@@ -128,8 +129,8 @@ def parse_binance_frame(frame: str | bytes, symbols: Mapping[str, str] | None = 
     frame
         The frame text.
     symbols
-        ``{"BTCUSDT": "BTC-USDT"}``: how exchange symbols map to cryptolab's;
-        others go through :func:`binance_symbol`.
+        ``{"BTCUSDT": "BINANCE:BTC-USDT"}``: how exchange symbols map to cryptolab's;
+        others are ``BINANCE:`` and :func:`binance_symbol`.
 
     Raises
     ------
@@ -152,7 +153,7 @@ def parse_binance_frame(frame: str | bytes, symbols: Mapping[str, str] | None = 
     raw_sym = data.get("s")
     if not isinstance(raw_sym, str) or not raw_sym:
         raise ValidationError("symbol", f"missing or not a string: {str(raw_sym)[:40]!r}")
-    symbol = (symbols or {}).get(raw_sym.upper()) or binance_symbol(raw_sym)
+    symbol = (symbols or {}).get(raw_sym.upper()) or validate_symbol(f"BINANCE:{binance_symbol(raw_sym)}")
     price = _decimal(data.get("p"), "price")
     size = _decimal(data.get("q"), "size")
     ts = _ms(data.get("T"), "ts")
@@ -197,7 +198,7 @@ def parse_coinbase_frame(frame: str | bytes) -> Tick | None:
     product = msg.get("product_id")
     if not isinstance(product, str):
         raise ValidationError("symbol", f"missing or not a string: {str(product)[:40]!r}")
-    symbol = validate_symbol(product.upper())
+    symbol = validate_symbol(f"COINBASE:{product.upper()}")
     return validate_tick(
         Tick(
             symbol=symbol,
@@ -457,9 +458,10 @@ class BinanceTrades(_WebsocketSource):
             item = item.strip()
             if not item:
                 continue
+            item = item.rpartition(":")[2]  # BINANCE:BTC-USDT names the market BTC-USDT
             exch = re.sub(r"[^A-Za-z0-9]", "", item).upper()
-            sym = item.upper() if re.search(r"[-/_:.]", item) else binance_symbol(exch)
-            self.symbols[exch] = validate_symbol(sym.replace("/", "-").replace("_", "-"))
+            sym = item.upper() if re.search(r"[-/_.]", item) else binance_symbol(exch)
+            self.symbols[exch] = validate_symbol("BINANCE:" + sym.replace("/", "-").replace("_", "-"))
         if not self.symbols:
             raise ValidationError("symbols", "at least one symbol is required")
         kinds = streams.split(",") if isinstance(streams, str) else list(streams)
@@ -510,7 +512,7 @@ class CoinbaseMatches(_WebsocketSource):
         options.setdefault("stale_after", 30.0)
         super().__init__(url=url, **options)
         items = products.split(",") if isinstance(products, str) else list(products)
-        self.products = [validate_symbol(p.strip().upper()) for p in items if p.strip()]
+        self.products = [validate_symbol(p.strip().upper().rpartition(":")[2]) for p in items if p.strip()]
         if not self.products:
             raise ValidationError("products", "at least one product id is required")
         self.heartbeat = heartbeat

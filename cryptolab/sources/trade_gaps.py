@@ -91,14 +91,23 @@ class SeenTrades:
     ----------
     capacity
         How many trade keys to remember.
+    floor_ms
+        Trades before this time are not fresh (a live stream that starts where a backfill
+        ended delivers nothing the backfill stored).
+
+    Examples
+    --------
+    >>> seen = SeenTrades(floor_ms=100)
+    >>> seen.fresh(99, "a"), seen.fresh(100, "b")
+    (False, True)
     """
 
     __slots__ = ("_floor", "_keys", "capacity", "last_id", "last_ts")
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(self, capacity: int = 10_000, *, floor_ms: int | None = None) -> None:
         self.capacity = capacity
         self._keys: OrderedDict[Hashable, int] = OrderedDict()
-        self._floor: int | None = None
+        self._floor: int | None = floor_ms
         self.last_ts: int | None = None
         self.last_id: str | None = None
 

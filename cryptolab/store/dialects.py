@@ -49,6 +49,7 @@ from cryptolab.store.schema import (
     alerts_table,
     candles_table,
     late_ticks_table,
+    trade_gaps_table,
 )
 
 __all__ = ["Dialect", "Engines", "PostgresDialect", "SqliteDialect", "dialect_for", "normalise_url"]
@@ -202,6 +203,10 @@ class Dialect(ABC):
         self.insert_late = dialect_mod.insert(late_ticks_table).on_conflict_do_nothing(
             index_elements=["topic", "partition", "offset"]
         )
+        #: Record trade gaps unless already recorded; returns the symbols of the rows inserted.
+        self.insert_gap = dialect_mod.insert(trade_gaps_table).on_conflict_do_nothing(
+            index_elements=["symbol", "start_ms", "end_ms"]
+        ).returning(trade_gaps_table.c.symbol)
 
     @staticmethod
     @abstractmethod

@@ -50,6 +50,7 @@ from cryptolab.store.schema import (
     candles_table,
     late_ticks_table,
     progress_table,
+    trade_gaps_table,
 )
 from cryptolab.store.times import TimeLike, normalise_interval, to_ms
 
@@ -337,6 +338,8 @@ def info(db: Database, version: int | None, timescale: bool) -> dict[str, Any]:
         for name, table in (("candles", candles_table), ("alerts", alerts_table),
                             ("late_ticks", late_ticks_table)):
             out[name] = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+        out["trade_gaps"] = int(conn.execute(sa.select(sa.func.count()).select_from(trade_gaps_table))
+                                .scalar_one()) if version >= 2 else 0
         series = conn.execute(
             sa.select(c.symbol, c.interval, sa.func.count(), sa.func.min(c.window_start),
                       sa.func.max(c.window_start))

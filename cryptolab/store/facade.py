@@ -29,6 +29,7 @@ from cryptolab.config import Settings
 from cryptolab.models import Alert, Candle
 from cryptolab.store import commit, export, forget, queries, schema
 from cryptolab.store.database import Database
+from cryptolab.store.gaps import TradeGaps
 from cryptolab.store.outbox import WebhookOutbox
 from cryptolab.store.records import LateTick, PartitionProgress, WebhookDelivery
 from cryptolab.store.rules import RuleTable
@@ -297,16 +298,8 @@ class Store:
         """
         return self._queries.load_progress(group, topic, partitions)
 
-    def history(
-        self,
-        symbol: str,
-        interval: str,
-        start: TimeLike | None = None,
-        end: TimeLike | None = None,
-        *,
-        final_only: bool = False,
-        limit: int | None = None,
-    ) -> pd.DataFrame:
+    def history(self, symbol: str, interval: str, start: TimeLike | None = None, end: TimeLike | None = None,
+                *, final_only: bool = False, limit: int | None = None) -> pd.DataFrame:
         """Candles of one series with ``window_start`` in ``[start, end)`` as a DataFrame.
 
         Parameters
@@ -438,6 +431,11 @@ class Store:
     def late_tick_count(self) -> int:
         """Number of late ticks recorded."""
         return self._queries.late_tick_count()
+
+    @property
+    def gaps(self) -> TradeGaps:
+        """Trade gaps: ``record``, ``count``, ``frame``, ``mark`` (:mod:`cryptolab.store.gaps`)."""
+        return TradeGaps(self._db)
 
     # ---------------------------------------------------------------- exports
 

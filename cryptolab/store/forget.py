@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from cryptolab.store.schema import alerts_table, candles_table, late_ticks_table, progress_table
+from cryptolab.store.schema import (
+    alerts_table,
+    candles_table,
+    late_ticks_table,
+    progress_table,
+    trade_gaps_table,
+)
 from cryptolab.store.times import TimeLike, to_ms
 
 if TYPE_CHECKING:
@@ -38,7 +44,7 @@ def forget(
     deleted = 0
     with db.errors("forget"), db.write() as conn:
         for table, col in ((candles_table, "window_start"), (alerts_table, "window_start"),
-                           (late_ticks_table, "ts_ms")):
+                           (late_ticks_table, "ts_ms"), (trade_gaps_table, "start_ms")):
             t = table.c[col]
             result = conn.execute(sa.delete(table).where(
                 table.c.symbol.in_(names), t >= lo, t < hi))

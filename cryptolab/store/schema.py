@@ -10,6 +10,10 @@ Tables
     ``score``, ``ts_ms``, ``features`` (JSON). At most one alert per key.
 ``late_ticks``
     Ticks later than the allowed lateness, unique by ``(topic, partition, offset)``.
+``trade_gaps``
+    Spans of a symbol's trades a live source could not recover (a websocket was down and
+    the exchange's REST history did not give them back): primary key ``(symbol, start_ms,
+    end_ms)``; ``reason``, ``source``, ``recorded_at``. Added in schema v3.
 ``consumer_progress``
     Primary key ``(group_id, topic, partition)``; ``offset`` (the next offset
     to consume), ``watermark_ms``, ``state`` (opaque bytes), ``updated_at``
@@ -27,7 +31,8 @@ Tables
 Examples
 --------
 >>> [t.name for t in _metadata.sorted_tables]
-['alerts', 'candles', 'consumer_progress', 'late_ticks', 'rules', 'schema_version', 'webhook_deliveries']
+['alerts', 'candles', 'consumer_progress', 'late_ticks', 'rules', 'schema_version', 'trade_gaps',
+ 'webhook_deliveries']
 >>> HISTORY_COLUMNS[:4], _NUMERIC[0]
 (('symbol', 'interval', 'window_start', 'window_end'), 'window_start')
 """
@@ -62,13 +67,14 @@ __all__ = [
     "rules_table",
     "schema_version_table",
     "stored_schema_version",
+    "trade_gaps_table",
     "webhook_deliveries_table",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Version of the table layout written by :meth:`~cryptolab.store.Store.init`.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 #: TimescaleDB chunk size for the ``candles`` hypertable (7 days, in ms).
 HYPERTABLE_CHUNK_MS: Final = 7 * 86_400_000
 #: Columns of :meth:`~cryptolab.store.Store.history`, in order.
@@ -151,6 +157,17 @@ late_ticks_table: Final = sa.Table(
     sa.Index("ix_late_ticks_symbol_ts", "symbol", "ts_ms"),
 )
 
+trade_gaps_table: Final = sa.Table(
+    "trade_gaps",
+    _metadata,
+    sa.Column("symbol", sa.String(64), primary_key=True),
+    sa.Column("start_ms", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("end_ms", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("reason", sa.String(MAX_TEXT), nullable=False),
+    sa.Column("source", sa.String(MAX_TEXT), nullable=False),
+    sa.Column("recorded_at", sa.BigInteger, nullable=False),
+)
+
 progress_table: Final = sa.Table(
     "consumer_progress",
     _metadata,
@@ -217,7 +234,8 @@ _ALERT_KEY: Final = ("symbol", "interval", "window_start", "detector")
 
 #: Schema migrations: ``{target_version: [statements]}`` run in order by :func:`init_schema`
 #: (new tables need none: ``create_all`` creates them first).
-_MIGRATIONS: Final[dict[int, list[str]]] = {2: []}  # v2: the rules and webhook_deliveries tables
+#: v2: the rules and webhook_deliveries tables; v3: trade_gaps.
+_MIGRATIONS: Final[dict[int, list[str]]] = {2: [], 3: []}
 
 
 def init_schema(db: Database) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from cryptolab.errors import FencedError, ValidationError
 from cryptolab.models import Alert
 from cryptolab.models.rules import Rule
-from cryptolab.store import PartitionProgress, Store, WebhookDelivery
+from cryptolab.store import SCHEMA_VERSION, PartitionProgress, Store, WebhookDelivery
 
 T0 = 1_700_000_040_000
 
@@ -99,12 +99,13 @@ def test_a_v1_store_is_upgraded_with_the_rules_and_outbox_tables(store_backend) 
     with store._write() as conn:  # back to the layout of schema v1
         conn.exec_driver_sql("DROP TABLE webhook_deliveries")
         conn.exec_driver_sql("DROP TABLE rules")
+        conn.exec_driver_sql("DROP TABLE trade_gaps")
         conn.exec_driver_sql("DELETE FROM schema_version")
         conn.exec_driver_sql("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)")
     assert store.schema_version() == 1
     upgraded = store_backend.make()  # init() upgrades
-    assert upgraded.schema_version() == 2
+    assert upgraded.schema_version() == SCHEMA_VERSION == 3
     upgraded.rules.add(Rule(id="after", kind="move", params={"pct": 1}))
     assert [r.id for r in upgraded.rules.list()] == ["after"] and upgraded.webhooks.counts() == {}
     with upgraded._read() as conn:
-        assert {"rules", "webhook_deliveries"} <= set(sa.inspect(conn).get_table_names())
+        assert {"rules", "webhook_deliveries", "trade_gaps"} <= set(sa.inspect(conn).get_table_names())

@@ -448,6 +448,22 @@ def test_init_is_idempotent(store_backend: Any) -> None:
     assert second.schema_version() == SCHEMA_VERSION
     assert second.candles() == [candle(0)] and second.alert_list() == [alert(0)]
     info = second.info()
-    assert (info["candles"], info["alerts"], info["schema_version"]) == (1, 1, SCHEMA_VERSION)
+    assert (info["candles"], info["alerts"], info["schema_version"], info["trade_gaps"]) == (1, 1, SCHEMA_VERSION, 0)
     assert info["series"][0]["symbol"] == "BTC-USD"
     assert info["progress"][0]["offset"] == 1
+
+
+def test_trade_gaps_are_recorded_once_counted_and_mark_the_windows_they_overlap(store_backend: Any) -> None:
+    from types import SimpleNamespace
+
+    store = store_backend.make()
+    sym = candle(0).symbol
+    gap = SimpleNamespace(symbol=sym, start_ms=candle(1).window_start + 1, end_ms=candle(2).window_start,
+                          reason="fetch_trades failed", source="binance")
+    assert store.gaps.record([gap, gap]) == 1 and store.gaps.record([gap]) == 0  # idempotent
+    assert store.gaps.count() == store.gaps.count(sym) == 1 and store.info()["trade_gaps"] == 1
+    store.commit_batch(group="g", topic="t", candles=[candle(i) for i in range(4)], progress=prog(0, 1),
+                       expected_offsets={0: None})
+    marked = store.gaps.mark(store.history(sym, candle(0).interval))
+    assert marked["gap_affected"].tolist() == [False, True, True, False]
+    assert store.gaps.frame(sym)["reason"].tolist() == ["fetch_trades failed"]

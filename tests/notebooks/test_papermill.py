@@ -44,7 +44,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "00_quickstart.ipynb": {"hours": 0.25, "symbols": 2},
     "10_live_dashboard.ipynb": {"run_seconds": 4.0, "symbols": 2},
     "20_anomaly_models.ipynb": {"hours": 1.0, "injections": 4, "symbols": 2},
-    # offline: the synthetic market (the exchange stand-in once it is on main)
+    # offline: the synthetic market here; the stand-in exchange in test_live_market_on_the_stand_in_exchange
     "30_live_market.ipynb": {"source": "synthetic", "symbols": "BTC-USD,ETH-USD", "backfill": "1h",
                              "speed": 60.0, "run_seconds": 4.0},
     "reports/market_report.ipynb": {"lookback_hours": 2.0, "symbols": "BTC-USD,ETH-USD"},
@@ -189,6 +189,35 @@ def test_notebook_runs_under_papermill(rel: str, tmp_path: Path) -> None:
     if rel == BENCHMARK:
         bench_assertions(json.loads((tmp_path / "bench" / "notebook.json").read_text()), PURE_SECTIONS)
     assert (repo_result.stat().st_mtime_ns if repo_result.exists() else None) == before
+
+
+def test_live_market_on_the_stand_in_exchange(tmp_path: Path) -> None:
+    """30_live_market as on a real exchange, offline: Binance's REST and websocket APIs on a local
+    stand-in (its past is the backfill, then it keeps trading on the wall clock)."""
+    import time
+
+    from fakes.exchange import StandInExchange, Tape
+
+    now = int(time.time() * 1000)
+    tape = Tape.generated("BTC/USDT", now - 2 * HOUR, now + HOUR, seed=17, mean_gap_ms=500, price=42_000.0)
+    with StandInExchange("binance", tape, paced=True) as ex:
+        params = {"source": "binance", "symbols": "BTC/USDT", "intervals": "1m,5m", "backfill": "1h",
+                  "run_seconds": 8.0, "api_url": ex.api_url, "ws_url": ex.ws_url}
+        assert set(params) <= set(inspect_parameters(NOTEBOOKS_DIR / "30_live_market.ipynb"))
+        run = run_notebook(NOTEBOOKS_DIR / "30_live_market.ipynb", params, output_dir=tmp_path, cwd=tmp_path,
+                           timeout=600)
+        published = len(ex.published)
+    executed = nbformat.read(run.output, as_version=4)
+    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
+    text = "".join(outputs(executed, "stream"))
+    # the hour of klines at once, on the venue's series, then the live trades
+    m = re.search(r"BINANCE:BTC-USDT: (\d+) 1m candles at once", text)
+    assert m is not None and int(m.group(1)) >= 60, text
+    grown = re.search(r"after 8s: (\d+) candles \(were (\d+)\)", text)
+    assert grown is not None and int(grown.group(1)) >= int(grown.group(2)) >= 60, text
+    assert published > 0  # the websocket published live trades while the notebook watched
+    assert [r.path for r in ex.requests if r.path == "/api/v3/klines"], "no backfill over REST"
 
 
 #: Sections whose peers live in virtualenvs of their own: the command line's quick suite

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes.exchange_rest import FakeBinanceRest, Tape
+from fakes.exchange import StandInExchange, Tape
 
 from cryptolab.candles import candles_from_ticks
 from cryptolab.cli import main
@@ -49,9 +49,9 @@ def run_cli(url: str, store_url: str, *extra: str) -> int:
 
 def check_ohlcv_acceptance(tape: Tape, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     """The acceptance: candles equal to the served klines, over pages, a 429; a rerun changes nothing."""
-    with FakeBinanceRest(tape, retry_after_s=1) as rest:
+    with StandInExchange("binance", tape, publish=False, retry_after_s=1) as rest:
         rest.script("429", path="/api/v3/klines")
-        assert run_cli(rest.url, store_url) == 0
+        assert run_cli(rest.api_url, store_url) == 0
         out = capsys.readouterr().out
         klines = rest.data_requests("/api/v3/klines")
         assert [r.status for r in klines][:2] == [429, 200]
@@ -64,7 +64,7 @@ def check_ohlcv_acceptance(tape: Tape, store_url: str, capsys: pytest.CaptureFix
             before = everything(store)
             assert all(c["final"] and c["revision"] == 0 for c in before)
         assert "1 retries" in out and f"{len(expected)} stored" in out
-        assert run_cli(rest.url, store_url) == 0
+        assert run_cli(rest.api_url, store_url) == 0
         with Store(store_url) as store:
             assert everything(store) == before  # idempotent: nothing changed, no revision grew
 
@@ -81,11 +81,11 @@ def test_cli_backfill_from_trades_equals_the_batch_aggregator(tape: Tape, tmp_pa
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'trades.db'}"
     until = SINCE + 12 * 3_600_000
-    with FakeBinanceRest(tape, max_limit=200) as rest:
+    with StandInExchange("binance", tape, publish=False, max_limit=200) as rest:
         rest.script("429", path="/api/v3/aggTrades")
         code = main(["backfill", "--exchange", "binance", "--symbol", "BTC/USDT", "--since", SINCE_ISO,
                      "--until", "2013-01-01T12:00:00Z", "--from", "trades", "--interval", "1m,5m,15m",
-                     "--api-url", rest.url, "--store", url, "--quiet"])
+                     "--api-url", rest.api_url, "--store", url, "--quiet"])
         assert code == 0
     ticks = tape.ticks("BTC/USDT", SINCE, until)
     reference = candles_from_ticks(ticks, intervals="1m,5m,15m", gap_fill=Settings.from_env().gap_fill)
@@ -102,28 +102,28 @@ def test_cli_backfill_from_trades_equals_the_batch_aggregator(tape: Tape, tmp_pa
 
 
 def test_backfill_resumes_after_an_empty_page(tape: Tape) -> None:
-    with FakeBinanceRest(tape) as rest, Store("sqlite://") as store:
+    with StandInExchange("binance", tape, publish=False) as rest, Store("sqlite://") as store:
         rest.script("ok", "empty", path="/api/v3/klines")  # the second page comes back empty
-        first = backfill("binance", ["BTC/USDT"], since=SINCE, until=UNTIL, store=store, api_url=rest.url,
+        first = backfill("binance", ["BTC/USDT"], since=SINCE, until=UNTIL, store=store, api_url=rest.api_url,
                          progress=False)
         s = first.series[(SYMBOL, "1m")]
         served = served_candles(tape, SINCE, UNTIL)
         assert s.candles == 1000 < len(served) and s.last_ms == served[999][0]  # told where it stopped
-        second = backfill("binance", "BTC/USDT", since=SINCE, until=UNTIL, store=store, api_url=rest.url,
+        second = backfill("binance", "BTC/USDT", since=SINCE, until=UNTIL, store=store, api_url=rest.api_url,
                           progress=False)
         assert second.series[(SYMBOL, "1m")].candles == len(served)
         assert stored(store) == served
 
 
 def test_backfill_python_intervals_and_relative_since(tape: Tape) -> None:
-    with FakeBinanceRest(tape) as rest, Store("sqlite://") as store:
+    with StandInExchange("binance", tape, publish=False) as rest, Store("sqlite://") as store:
         report = backfill("binance", ["BTC/USDT"], since=SINCE + 30_000, until=SINCE + 6 * 3_600_000 + 59_000,
-                          intervals="5m,1h", store=store, api_url=rest.url, progress=False)
+                          intervals="5m,1h", store=store, api_url=rest.api_url, progress=False)
         assert report.since_ms == SINCE  # rounded down to a window start
         assert stored(store, interval="5m") == served_candles(tape, SINCE, SINCE + 6 * 3_600_000, 300_000)
         assert [c[0] for c in stored(store, interval="1h")] == [SINCE + h * 3_600_000 for h in range(6)]
         # a duration before now: the tape lies in 2013, so nothing of it is that recent
-        recent = backfill("binance", ["BTC/USDT"], since="2h", store=store, api_url=rest.url, progress=False)
+        recent = backfill("binance", ["BTC/USDT"], since="2h", store=store, api_url=rest.api_url, progress=False)
         assert recent.candles == 0
 
 
@@ -141,8 +141,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(tape: Tape, tmp_path: Path, capsys
     db = tmp_path / "none.db"
     base = {"--exchange": "binance", "--symbol": "BTC/USDT", "--since": SINCE_ISO, "--until": UNTIL_ISO}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
-    with FakeBinanceRest(tape) as rest:
-        argv = ["backfill", *[x for kv in base.items() for x in kv], "--api-url", rest.url,
+    with StandInExchange("binance", tape, publish=False) as rest:
+        argv = ["backfill", *[x for kv in base.items() for x in kv], "--api-url", rest.api_url,
                 "--store", f"sqlite:///{db}", "--quiet"]
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import ccxt
 import pytest
-from fakes.exchange_rest import FakeBinanceRest, Tape
+from fakes.exchange import StandInExchange, Tape
 
 from cryptolab.sources.ccxt_open import open_exchange
 
@@ -26,8 +26,8 @@ def mtgox(shared_data: Path) -> Tape:
 
 
 def test_load_markets_sees_the_tape(tape: Tape) -> None:
-    with FakeBinanceRest(tape) as rest:
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False) as rest:
+        ex = open_exchange("binance", api_url=rest.api_url)
         markets = ex.load_markets()
         assert list(markets) == ["BTC/USDT"]
         assert markets["BTC/USDT"]["spot"] and markets["BTC/USDT"]["id"] == "BTCUSDT"
@@ -52,8 +52,8 @@ def test_klines_are_derived_from_the_trades(tape: Tape) -> None:
 
 
 def test_fetch_ohlcv_pages_and_limits(tape: Tape) -> None:
-    with FakeBinanceRest(tape, max_limit=40) as rest:
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False, max_limit=40) as rest:
+        ex = open_exchange("binance", api_url=rest.api_url)
         page = ex.fetch_ohlcv("BTC/USDT", "1m", since=T0, params={"until": T0 + 3_600_000})
         assert len(page) == 40  # the server's cap, below the 1000 ccxt asked for
         assert rest.data_requests()[-1].query["limit"] == "1000"
@@ -66,8 +66,8 @@ def test_fetch_ohlcv_pages_and_limits(tape: Tape) -> None:
 
 
 def test_rate_limit_answers_carry_retry_after(tape: Tape) -> None:
-    with FakeBinanceRest(tape, retry_after_s=3) as rest:
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False, retry_after_s=3) as rest:
+        ex = open_exchange("binance", api_url=rest.api_url)
         ex.load_markets()
         rest.script("429", "418", path="/api/v3/klines")
         with pytest.raises(ccxt.DDoSProtection, match="429"):  # ccxt's binance maps 418 and 429 so
@@ -80,8 +80,8 @@ def test_rate_limit_answers_carry_retry_after(tape: Tape) -> None:
 
 
 def test_agg_trades_by_time_and_by_id(tape: Tape) -> None:
-    with FakeBinanceRest(tape) as rest:
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False) as rest:
+        ex = open_exchange("binance", api_url=rest.api_url)
         trades = ex.fetch_trades("BTC/USDT", since=T0, limit=1000)
         expected = tape.trades("BTC/USDT", T0, T0 + 3_600_001)
         assert [int(t["id"]) for t in trades] == [t.id for t in expected]

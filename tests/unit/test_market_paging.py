@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ccxt
 import pytest
-from fakes.exchange_rest import FakeBinanceRest, Tape
+from fakes.exchange import StandInExchange, Tape
 
 from cryptolab.errors import SourceError
 from cryptolab.market.paging import Pacer, ohlcv_pages, trade_pages
@@ -26,8 +26,8 @@ def _pacer(waits: list[float]) -> Pacer:
 
 def test_ohlcv_pages_walk_past_a_small_server_limit(tape: Tape) -> None:
     waits: list[float] = []
-    with FakeBinanceRest(tape, max_limit=50) as rest:
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False, max_limit=50) as rest:
+        ex = open_exchange("binance", api_url=rest.api_url)
         ex.load_markets()
         rest.script(("limit", 7), path="/api/v3/klines")  # a page shorter than even the cap
         pages = list(ohlcv_pages(ex, _pacer(waits), "BTC/USDT", "1m", 60_000, T0, END))
@@ -40,8 +40,8 @@ def test_ohlcv_pages_walk_past_a_small_server_limit(tape: Tape) -> None:
 
 
 def test_ohlcv_pages_stop_at_an_empty_page_and_at_until(tape: Tape) -> None:
-    with FakeBinanceRest(tape, max_limit=60) as rest:
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False, max_limit=60) as rest:
+        ex = open_exchange("binance", api_url=rest.api_url)
         ex.load_markets()
         end = T0 + 90 * 60_000 + 30_000  # mid-window: that window is not whole
         rows = [r for p in ohlcv_pages(ex, Pacer(), "BTC/USDT", "1m", 60_000, T0, end) for r in p]
@@ -52,8 +52,8 @@ def test_ohlcv_pages_stop_at_an_empty_page_and_at_until(tape: Tape) -> None:
 
 
 def test_trade_pages_lose_and_double_nothing_with_short_pages(tape: Tape) -> None:
-    with FakeBinanceRest(tape, max_limit=40) as rest:  # ccxt asks 1000, gets 40
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False, max_limit=40) as rest:  # ccxt asks 1000, gets 40
+        ex = open_exchange("binance", api_url=rest.api_url)
         ex.load_markets()
         rest.script(("limit", 3), path="/api/v3/aggTrades")
         seen: list[int] = []
@@ -68,8 +68,8 @@ def test_trade_pages_lose_and_double_nothing_with_short_pages(tape: Tape) -> Non
 
 def test_pacer_waits_retry_after_then_succeeds(tape: Tape) -> None:
     waits: list[float] = []
-    with FakeBinanceRest(tape, retry_after_s=4) as rest:
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False, retry_after_s=4) as rest:
+        ex = open_exchange("binance", api_url=rest.api_url)
         pacer = _pacer(waits)
         pacer.call(ex, "load_markets", ex.load_markets)
         rest.script("429", "418", "500", path="/api/v3/klines")
@@ -81,8 +81,8 @@ def test_pacer_waits_retry_after_then_succeeds(tape: Tape) -> None:
 
 def test_pacer_backs_off_without_retry_after_and_gives_up(tape: Tape) -> None:
     waits: list[float] = []
-    with FakeBinanceRest(tape) as rest:
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False) as rest:
+        ex = open_exchange("binance", api_url=rest.api_url)
         pacer = Pacer(max_retries=2, backoff_s=0.5, sleep=waits.append)
         pacer.call(ex, "load_markets", ex.load_markets)
         rest.script(*["429-no-retry-after"] * 3, path="/api/v3/klines")
@@ -93,8 +93,8 @@ def test_pacer_backs_off_without_retry_after_and_gives_up(tape: Tape) -> None:
 
 def test_pacer_refuses_a_long_ban_and_passes_other_errors_as_one_line(tape: Tape) -> None:
     waits: list[float] = []
-    with FakeBinanceRest(tape, retry_after_s=3600) as rest:
-        ex = open_exchange("binance", api_url=rest.url)
+    with StandInExchange("binance", tape, publish=False, retry_after_s=3600) as rest:
+        ex = open_exchange("binance", api_url=rest.api_url)
         pacer = _pacer(waits)
         pacer.call(ex, "load_markets", ex.load_markets)
         rest.script("418", path="/api/v3/klines")

@@ -1,6 +1,6 @@
 """Live trades through ccxt.pro against a local exchange replaying the real captures.
 
-The stand-in (tests/fakes/exchange_ws.py) speaks Binance's and Coinbase Exchange's
+The stand-in (tests/fakes/exchange.py) speaks Binance's and Coinbase Exchange's
 websocket protocols as ccxt.pro uses them and their REST shapes (markets, trade
 history) on the same port, from one tape of trades: what the websocket misses, REST
 has. Tests poll with generous deadlines and assert invariants, never timings.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fakes.exchange_ws import StandInExchange, TapeTrade, tape_from_frames
+from fakes.exchange import StandInExchange, TapeTrade, tape_from_frames
 from fakes.ws import exchange_frames
 
 from cryptolab.candles.batch import candles_from_ticks
@@ -81,7 +81,7 @@ def handwritten(frames, parse, venue):
     for f in frames:
         t = parse(f)
         if t is not None and (parse is not parse_coinbase_frame or '"type":"match"' in f):
-            out.append((f"{venue}:{t.symbol}", t.ts_ms, t.price, t.size, t.trade_id.lstrip("a")))
+            out.append((f"{venue}:{t.symbol.rpartition(':')[2]}", t.ts_ms, t.price, t.size, t.trade_id.lstrip("a")))
     return out
 
 
@@ -135,7 +135,7 @@ def test_binance_futures_capture_through_ccxt(ws_dir):
     tape = tape_from_frames(frames, "binance")
     expected = handwritten(frames, parse_binance_frame, "BINANCEUSDM")
     assert len(expected) == len(tape) == 91
-    with StandInExchange("binance", tape, expect=4) as server:
+    with StandInExchange("binance", tape, expect=4, futures=True) as server:
         src = CcxtTrades("binanceusdm", ["SUSHI-USDT", "AKRO/USDT", "BINANCEUSDM:KEEP-USDT", "CTK/USDT"],
                          api_url=server.api_url, ws_url=server.url, **FAST)
         c = run_until(src, server, len(expected))
@@ -175,7 +175,7 @@ def test_reconnect_drops_the_duplicates_the_stream_repeats(ws_dir):
     tape = tape_from_frames(exchange_frames(ws_dir / "binance_futures_stream_capture.txt"), "binance")
     cut = burst_index(tape, 30)
     gaps: list[TradeGap] = []
-    with StandInExchange("binance", tape, expect=4, drop_after=cut, overlap=8) as server:
+    with StandInExchange("binance", tape, expect=4, futures=True, drop_after=cut, overlap=8) as server:
         src = CcxtTrades("binanceusdm", "SUSHI/USDT,AKRO/USDT,KEEP/USDT,CTK/USDT", api_url=server.api_url,
                          ws_url=server.url, repair=False, on_gap=gaps.append, **FAST)
         c = run_until(src, server, len(tape))
@@ -195,7 +195,8 @@ def test_disconnect_mid_burst_loses_no_trade_and_doubles_none(ws_dir, protocol, 
     tape = tape_from_frames(exchange_frames(ws_dir / capture), protocol)
     markets = sorted({t.market_id for t in tape})
     cut = burst_index(tape)
-    with StandInExchange(protocol, tape, expect=len(markets), drop_after=cut, missed=12, overlap=3) as server:
+    with StandInExchange(protocol, tape, expect=len(markets), futures=protocol == "binance", drop_after=cut,
+                         missed=12, overlap=3) as server:
         symbols = [m if "-" in m else m.replace("USDT", "/USDT") for m in markets]
         src = CcxtTrades(exchange, symbols, api_url=server.api_url, ws_url=server.url, **FAST)
         c = run_until(src, server, len(tape))
@@ -265,7 +266,7 @@ def test_a_malformed_trade_is_rejected_and_the_stream_goes_on(ws_dir):
     tape = tape_from_frames(exchange_frames(ws_dir / "coinbase_ws_feed_capture.txt"), "coinbase")
     tape = [t for t in tape if t.market_id == "DASH-BTC"]
     bad_payload = dict(tape[2].payload, price="-1", trade_id=1)
-    bad = TapeTrade("DASH-BTC", "DASH-BTC", 1, tape[2].ts_ms, "-1", "1", bad_payload)
+    bad = TapeTrade("DASH-BTC", 1, tape[2].ts_ms, "-1", "1", payload=bad_payload)
     with StandInExchange("coinbase", [*tape[:3], bad, *tape[3:]]) as server:
         src = CcxtTrades("coinbaseexchange", "DASH/BTC", api_url=server.api_url, ws_url=server.url, **FAST)
         c = run_until(src, server, len(tape))

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from fakes.coingecko import FakeCoinGecko
-from fakes.exchange_ws import StandInExchange, TapeTrade, tape_from_frames
+from fakes.exchange import StandInExchange, TapeTrade, tape_from_frames
 from fakes.ws import FakeExchange, exchange_frames
 
 from cryptolab.config import Settings
@@ -73,7 +73,8 @@ def coinbase(shared_data, tmp_path) -> Iterator[tuple[Any, bool]]:
 def ccxt(shared_data, tmp_path) -> Iterator[tuple[Any, bool]]:
     frames = exchange_frames(shared_data / "ws" / "coinbase_ws_feed_capture.txt")
     tape = [t for t in tape_from_frames(frames, "coinbase") if t.market_id == "SKL-USD"]
-    bad = TapeTrade("SKL-USD", "SKL-USD", 1, tape[3].ts_ms, "0", "1", dict(tape[3].payload, price="0", trade_id=1))
+    bad = TapeTrade("SKL-USD", 1, tape[3].ts_ms, "0", "1",
+                    payload=dict(tape[3].payload or {}, price="0", trade_id=1))
     with StandInExchange("coinbase", [*tape[:5], bad, *tape[5:]], hold_open=False) as server:
         yield CcxtTrades("coinbaseexchange", "SKL-USD", api_url=server.api_url, ws_url=server.url,
                          max_reconnects=0, **FAST), True

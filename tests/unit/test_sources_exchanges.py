@@ -65,7 +65,8 @@ def test_binance_futures_aggtrades_from_the_capture(ws_dir):
     assert server.connections[0].path == (
         "/stream?streams=sushiusdt@aggTrade/akrousdt@aggTrade/keepusdt@aggTrade/ctkusdt@aggTrade"
     )
-    assert {t.symbol for t in got} == {"SUSHI-USDT", "AKRO-USDT", "KEEP-USDT", "CTK-USDT"}
+    assert {t.symbol for t in got} == {"BINANCE:SUSHI-USDT", "BINANCE:AKRO-USDT", "BINANCE:KEEP-USDT",
+                                      "BINANCE:CTK-USDT"}
     assert all(t.trade_id.startswith("a") and t.source == "binance" for t in got)
     # event time is the trade time T, not the event time E nor the receive time
     first = next(f for f in frames if '"aggTrade"' in f and '"e":"aggTrade"' in f)
@@ -78,7 +79,8 @@ def test_binance_spot_combined_stream(ws_dir):
         src = BinanceTrades("NKN-USDT,BLZ-ETH,LRC-BTC,RUNE-EUR", streams=["trade", "aggTrade"],
                             url=server.url, max_reconnects=0, **FAST)
         got = list(src.iter_ticks())
-    assert [(t.symbol, t.price, t.size) for t in got] == [("NKN-USDT", 0.3528, 58.0), ("LRC-BTC", 6.38e-06, 177.0)]
+    assert [(t.symbol, t.price, t.size) for t in got] == [("BINANCE:NKN-USDT", 0.3528, 58.0),
+                                                              ("BINANCE:LRC-BTC", 6.38e-06, 177.0)]
     assert src.frames == len(frames)  # depth, bookTicker and kline frames are read and skipped
     assert "nknusdt@trade/nknusdt@aggTrade" in server.connections[0].path
 
@@ -94,7 +96,7 @@ def test_coinbase_matches_from_the_capture(ws_dir):
     sub = server.connections[0].received[0]
     assert '"type":"subscribe"' in sub and '"matches"' in sub and '"heartbeat"' in sub
     assert '"SKL-USD"' in sub and '"DASH-BTC"' in sub
-    band = [t for t in got if t.symbol == "BAND-GBP"]
+    band = [t for t in got if t.symbol == "COINBASE:BAND-GBP"]
     assert band[0].trade_id == "881613" and band[0].ts_ms == 1_618_677_810_244  # 16:43:30.244075Z
 
 
@@ -259,7 +261,9 @@ def test_stop_from_another_thread_delivers_nothing_after_it(ws_dir):
 def test_symbol_mapping_and_validation():
     assert binance_symbol("btcusdt") == "BTC-USDT"
     src = BinanceTrades(["btcusdt", "ETH/BTC"], url="ws://x")
-    assert src.symbols == {"BTCUSDT": "BTC-USDT", "ETHBTC": "ETH-BTC"}
+    assert src.symbols == {"BTCUSDT": "BINANCE:BTC-USDT", "ETHBTC": "BINANCE:ETH-BTC"}
+    assert BinanceTrades("BINANCE:BTC-USDT", url="ws://x").symbols == {"BTCUSDT": "BINANCE:BTC-USDT"}
+    assert CoinbaseMatches("COINBASE:BTC-USD,ETH-USD").products == ["BTC-USD", "ETH-USD"]
     assert src.connect_url() == "ws://x/stream?streams=btcusdt@trade/ethbtc@trade"
     with pytest.raises(ValidationError):
         BinanceTrades("btcusdt", streams="depth")
