@@ -30,12 +30,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import httpx
 import orjson
 
 from cryptolab.errors import ValidationError
+
+if TYPE_CHECKING:  # httpx (and ssl) load only when a webhook is sent: a consumer without one never pays
+    import httpx
 from cryptolab.models import Alert, iso_utc
 from cryptolab.models.rules import WEBHOOK_FORMATS, rule_id_of
 
@@ -146,6 +148,8 @@ def post(client: httpx.Client, url: str, body: str, *, key: str, secret: str | N
 
     Network errors and timeouts are results, not exceptions (``status=None``).
     """
+    import httpx
+
     data = body.encode()
     headers = {"Content-Type": "application/json", IDEMPOTENCY_HEADER: key,
                "User-Agent": "cryptolab-webhooks"}

@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from cryptolab.config import Settings, redact_webhook
 from cryptolab.errors import StoreError
 from cryptolab.webhooks import backoff_ms, post
+
+if TYPE_CHECKING:  # loaded with the first delivery
+    import httpx
 
 __all__ = ["WebhookSender"]
 
@@ -77,6 +78,8 @@ class WebhookSender:
     def client(self) -> httpx.Client:
         """The HTTP client (made on first use)."""
         if self._client is None:
+            import httpx
+
             self._client = httpx.Client(follow_redirects=False)
         return self._client
 
