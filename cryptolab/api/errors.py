@@ -2,7 +2,7 @@
 
 Every failure leaves as ``{"error": code, "message": sentence, "field": name or null}``:
 a bad parameter is 422 and names it, an unknown route 404, a missing token 401, too many
-requests 429 (with ``Retry-After``), the store down 503. Nothing a client sends becomes a 500.
+requests 429 (with ``Retry-After``), a rule id in use 409, the store down 503. Nothing a client sends becomes a 500.
 
 Examples
 --------
@@ -42,7 +42,7 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 _CODES: Final = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 413: "too_large", 422: "bad_request",
+                 405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "bad_request",
                  429: "rate_limited", 503: "unavailable"}
 
 
@@ -86,8 +86,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
-        field = _field_of(first.get("loc", ()))
+        loc = tuple(first.get("loc", ()))
+        field = _field_of(loc)
         msg = str(first.get("msg", "invalid request"))
+        if loc[:1] == ("body",) and (field is None or first.get("type") == "json_invalid"):
+            field = "body"  # the body as a whole: missing, not JSON, not an object
+            msg = "must be a JSON object" if first.get("type") != "json_invalid" else f"is not JSON ({msg})"
         return error_response(422, f"invalid {field!r}: {msg}" if field else msg, field)
 
     async def validation(_: Request, exc: Exception) -> Response:
