@@ -45,6 +45,9 @@ _CODES: Final = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
                  405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "bad_request",
                  429: "rate_limited", 503: "unavailable"}
 
+#: FastAPI's 400 for a request body it cannot read (not UTF-8, say): answered as 422 ``body``.
+_UNPARSED: Final = "There was an error parsing the body"
+
 
 class ApiError(Exception):
     """An error answer: ``status``, ``message`` and the offending ``field``."""
@@ -103,6 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "error"
         if exc.status_code == 404 and message == "Not Found":
             message = "no such route (see /docs)"
+        if exc.status_code == 400 and message == _UNPARSED:  # FastAPI: a body it cannot decode
+            return error_response(422, "invalid 'body': is not JSON text (UTF-8)", "body")
         return error_response(exc.status_code, message, None, dict(exc.headers or {}))
 
     async def store_down(_: Request, exc: Exception) -> Response:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 from starlette.responses import Response
 
 from cryptolab.api.errors import ERROR_RESPONSES, ApiError
@@ -46,6 +46,18 @@ router = APIRouter(prefix="/api/v1", tags=["rules"], responses=ERROR_RESPONSES,
 _CONFLICT: Final[dict[int | str, dict[str, Any]]] = {
     409: {"model": ErrorOut, "description": "a rule with this id exists already"}}
 _PARAM_NAMES: Final = frozenset(name for spec in RULE_PARAMS.values() for name in spec)
+
+#: Example rules of each kind, for ``/docs`` (and the schema's explicit examples).
+_EXAMPLES: Final[dict[str, Any]] = {
+    "cross_above": {"summary": "BTC-USD closes above 40,000 (1m)", "value": {
+        "kind": "cross_above", "params": {"level": 40000}, "symbol": "BTC-USD", "interval": "1m"}},
+    "move": {"summary": "any symbol falls more than 3% over 5 candles (5m)", "value": {
+        "kind": "move", "params": {"pct": 3, "candles": 5, "direction": "down"}, "interval": "5m",
+        "severity": "HIGH"}},
+    "volume_spike": {"summary": "volume above 4x its mean of 30 candles, POSTed to Slack", "value": {
+        "kind": "volume_spike", "params": {"factor": 4, "lookback": 30},
+        "webhook": "https://hooks.slack.com/services/T000/B000/XXXX", "webhook_format": "slack"}},
+}
 
 #: A path parameter holding a rule id.
 RuleId = Annotated[str, Path(alias="id", description="the rule's id",
@@ -99,7 +111,7 @@ def list_rules(
 
 @router.post("/rules", response_model=RuleOut, status_code=201, summary="Add a user alert rule",
              responses=_CONFLICT)
-def add_rule(state: State, body: RuleIn) -> dict[str, Any]:
+def add_rule(state: State, body: Annotated[RuleIn, Body(openapi_examples=_EXAMPLES)]) -> dict[str, Any]:
     """Store a rule; 201 with it as stored, 409 when its id is in use, 422 naming a bad field."""
     rule = _as_rule(body)
     if state.store.rules.get(rule.id) is not None:

@@ -252,3 +252,9 @@ def test_the_schema_describes_the_rule_routes(http: TestClient) -> None:
     assert post["requestBody"]["required"] is True
     assert "204" in paths["/api/v1/rules/{id}"]["delete"]["responses"]
     assert paths["/api/v1/webhooks/deliveries"]["get"]["security"] == [{"bearer": []}]
+
+
+def test_a_body_that_is_not_utf8_is_422_body(http: TestClient, store: Store) -> None:
+    r = http.post("/api/v1/rules", content=b'\xa3X"\xff', headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json()["error"], r.json()["field"]) == (422, "bad_request", "body")
+    assert store.rules.list() == []
