@@ -1,7 +1,8 @@
 """The application factory: :func:`create_app`.
 
 Routers, one per concern: :mod:`~cryptolab.api.candles` (symbols, history, latest),
-:mod:`~cryptolab.api.alerts`, :mod:`~cryptolab.api.streams` (WebSockets),
+:mod:`~cryptolab.api.alerts`, :mod:`~cryptolab.api.rules` and :mod:`~cryptolab.api.webhooks`
+(user alert rules, their webhook deliveries), :mod:`~cryptolab.api.streams` (WebSockets),
 :mod:`~cryptolab.api.health` and :mod:`~cryptolab.api.metrics` (``/metrics``, and the
 outermost middleware, which counts every request). In front of them, :class:`~cryptolab.api.guard.Guard` (rate
 limit, bearer token) and, with ``cors``, CORS; behind them, the one JSON error shape
@@ -22,7 +23,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
-from cryptolab.api import alerts, candles, health, streams
+from cryptolab.api import alerts, candles, health, rules, streams, webhooks
 from cryptolab.api import metrics as api_metrics
 from cryptolab.api.errors import install_error_handlers
 from cryptolab.api.fanout import DEFAULT_QUEUE, Hub
@@ -113,14 +114,16 @@ def create_app(
     )
     app.state.api = state
     install_error_handlers(app)
-    routers = [module.router for module in (candles, alerts, streams, health, api_metrics)]
+    routers = [module.router for module in (candles, alerts, rules, webhooks, streams, health,
+                                             api_metrics)]
     for router in routers:
         app.include_router(router)
     app.add_middleware(Guard, token=token,  # type: ignore[arg-type]
                        limiter=None if rate_limit is None else RateLimiter(rate_limit))
     if cors:
         app.add_middleware(CORSMiddleware, allow_origins=list(cors),  # type: ignore[arg-type]
-                           allow_methods=["GET"], allow_headers=["Authorization"])
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
     api_metrics.install_metrics(app, state, routers)  # outermost: it counts the guard's refusals too
     if token:
         _document_bearer(app)

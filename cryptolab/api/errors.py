@@ -2,7 +2,7 @@
 
 Every failure leaves as ``{"error": code, "message": sentence, "field": name or null}``:
 a bad parameter is 422 and names it, an unknown route 404, a missing token 401, too many
-requests 429 (with ``Retry-After``), the store down 503. Nothing a client sends becomes a 500.
+requests 429 (with ``Retry-After``), a rule id in use 409, the store down 503. Nothing a client sends becomes a 500.
 
 Examples
 --------
@@ -42,8 +42,11 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 _CODES: Final = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 413: "too_large", 422: "bad_request",
+                 405: "method_not_allowed", 409: "conflict", 413: "too_large", 422: "bad_request",
                  429: "rate_limited", 503: "unavailable"}
+
+#: FastAPI's 400 for a request body it cannot read (not UTF-8, say): answered as 422 ``body``.
+_UNPARSED: Final = "There was an error parsing the body"
 
 
 class ApiError(Exception):
@@ -86,8 +89,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
-        field = _field_of(first.get("loc", ()))
+        loc = tuple(first.get("loc", ()))
+        field = _field_of(loc)
         msg = str(first.get("msg", "invalid request"))
+        if loc[:1] == ("body",) and (field is None or first.get("type") == "json_invalid"):
+            field = "body"  # the body as a whole: missing, not JSON, not an object
+            msg = "must be a JSON object" if first.get("type") != "json_invalid" else f"is not JSON ({msg})"
         return error_response(422, f"invalid {field!r}: {msg}" if field else msg, field)
 
     async def validation(_: Request, exc: Exception) -> Response:
@@ -99,6 +106,8 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "error"
         if exc.status_code == 404 and message == "Not Found":
             message = "no such route (see /docs)"
+        if exc.status_code == 400 and message == _UNPARSED:  # FastAPI: a body it cannot decode
+            return error_response(422, "invalid 'body': is not JSON text (UTF-8)", "body")
         return error_response(exc.status_code, message, None, dict(exc.headers or {}))
 
     async def store_down(_: Request, exc: Exception) -> Response:

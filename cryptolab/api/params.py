@@ -58,7 +58,8 @@ _SYMBOL_SCHEMA: Final[dict[str, Any]] = {
     "pattern": "^[A-Z0-9][A-Z0-9._/:-]{0,31}$", "maxLength": 32, "examples": ["BTC-USD"]}
 _INTERVAL_SCHEMA: Final[dict[str, Any]] = {
     "pattern": "^[0-9]{1,9}(ms|s|m|h|d|w)$", "maxLength": 16, "examples": ["1m"]}
-_DETECTOR_SCHEMA: Final[dict[str, Any]] = {"pattern": "^[A-Za-z0-9_.-]{1,64}$", "examples": ["rule"]}
+_DETECTOR_SCHEMA: Final[dict[str, Any]] = {"pattern": "^[A-Za-z0-9_.:-]{1,64}$",
+                                           "examples": ["zscore", "rule:btc-40k"]}
 _SYMBOL_TEXT: Final = "symbol, e.g. BTC-USD or BINANCE:BTC-USDT (':' may be sent as %3A)"
 _INTERVAL_TEXT: Final = "candle interval, e.g. 1m, 5m, 1h (dividing a day evenly, or whole days)"
 
@@ -73,7 +74,7 @@ SymbolQuery = Annotated[str | None, Query(description="only this " + _SYMBOL_TEX
 IntervalQuery = Annotated[str | None, Query(description="only this " + _INTERVAL_TEXT,
                                             json_schema_extra=_INTERVAL_SCHEMA)]
 #: An optional query parameter holding a detector name.
-DetectorQuery = Annotated[str | None, Query(description="only this detector (rule, zscore, hst...)",
+DetectorQuery = Annotated[str | None, Query(description="only this detector (zscore, hst..., rule:<id>)",
                                             json_schema_extra=_DETECTOR_SCHEMA)]
 
 
@@ -134,12 +135,18 @@ def time_param(text: str | None, name: str) -> int | None:
 
 
 def detector_param(text: str | None, name: str = "detector") -> str | None:
-    """A detector name: 1-64 of a-z, 0-9, ``_ . -``."""
+    """A detector name: 1-64 of a-z, 0-9, ``_ . : -`` (a rule's alerts: ``rule:<id>``).
+
+    Examples
+    --------
+    >>> detector_param("rule:btc-40k"), detector_param("zscore")
+    ('rule:btc-40k', 'zscore')
+    """
     if text is None:
         return None
-    if not (0 < len(text) <= _MAX_TEXT) or not all(c.isascii() and (c.isalnum() or c in "_.-")
+    if not (0 < len(text) <= _MAX_TEXT) or not all(c.isascii() and (c.isalnum() or c in "_.:-")
                                                    for c in text):
-        raise ValidationError(name, f"{_shown(text)} is not a detector name (a-z 0-9 _ . -)")
+        raise ValidationError(name, f"{_shown(text)} is not a detector name (a-z 0-9 _ . : -)")
     return text
 
 

@@ -18,7 +18,7 @@ True
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,9 +27,16 @@ __all__ = [
     "AlertsOut",
     "CandleOut",
     "CandlesOut",
+    "DeliveriesOut",
+    "DeliveryOut",
     "DependencyOut",
     "ErrorOut",
     "HealthOut",
+    "RuleEnabledIn",
+    "RuleIn",
+    "RuleOut",
+    "RuleParamsIn",
+    "RulesOut",
     "SeriesOut",
     "StreamOut",
     "SymbolsOut",
@@ -154,7 +161,119 @@ class ErrorOut(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    error: str = Field(description="bad_request, unauthorized, not_found, method_not_allowed, "
+    error: str = Field(description="bad_request, unauthorized, not_found, method_not_allowed, conflict, "
                        "rate_limited, unavailable")
     message: str
     field: str | None = None
+
+
+# The user alert rules (cryptolab.models.rules.Rule's JSON). The input models say in the schema
+# what a rule may be and refuse what is not JSON-typed right (no coercion: ``"5"`` is not 5);
+# the Rule model then checks the rest (which parameters a kind takes), naming the field.
+
+_Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_Candles = Annotated[int, Field(ge=1, le=1_000)]
+#: Latest ``created`` accepted: 2100-01-01 (epoch ms).
+_MAX_CREATED = 4_102_444_800_000
+
+
+class RuleParamsIn(BaseModel):
+    """A rule's parameters: ``level`` (crossings), ``pct`` [``candles``, ``direction``] (move),
+    ``factor`` [``lookback``] (volume spike); only those of its kind."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    level: _Positive | None = Field(None, description="cross_above, cross_below: the price level")
+    pct: _Positive | None = Field(None, description="move: more than this many percent")
+    candles: _Candles | None = Field(None, description="move: over this many candles (default 1)")
+    direction: Literal["up", "down", "any"] | None = Field(None, description="move: which way (default any)")
+    factor: _Positive | None = Field(None, description="volume_spike: times the recent mean volume")
+    lookback: _Candles | None = Field(None, description="volume_spike: previous candles averaged (default 20)")
+
+
+class RuleIn(BaseModel):
+    """A new user alert rule (``Rule.from_dict``'s JSON; ``id`` and ``created`` may be left out)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: Literal["cross_above", "cross_below", "move", "volume_spike"]
+    params: RuleParamsIn
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$",
+                           description="letters, digits, _ . - (default: random)")
+    symbol: str = Field("*", pattern=r"^(\*|[A-Z0-9][A-Z0-9._/:-]{0,31})$",
+                        description="a symbol, or * for every symbol")
+    interval: str = Field("1m", pattern=r"^[0-9]{1,9}(ms|s|m|h|d|w)$", description="candle interval")
+    enabled: bool = True
+    created: int | None = Field(None, ge=0, le=_MAX_CREATED, description="epoch ms (default: now)")
+    severity: Literal["LOW", "MEDIUM", "HIGH"] = "MEDIUM"
+    webhook: str | None = Field(None, max_length=2_000, pattern=r"^https?://",
+                                description="also POST its alerts to this http(s) URL")
+    webhook_format: Literal["json", "slack", "discord"] = "json"
+
+
+class RuleOut(BaseModel):
+    """A stored rule (its ``webhook`` shown as ``scheme://host/***``: the path may be a credential)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    kind: str
+    params: dict[str, float | int | str]
+    symbol: str
+    interval: str
+    enabled: bool
+    created: int = Field(description="epoch ms")
+    severity: str
+    webhook: str | None
+    webhook_format: str
+    detector: str = Field(description="the detector of its alerts: rule:<id>")
+    description: str
+
+
+class RulesOut(BaseModel):
+    """The rules, by creation time then id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int
+    rules: list[RuleOut]
+
+
+class RuleEnabledIn(BaseModel):
+    """Enable or disable a rule."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    enabled: bool
+
+
+class DeliveryOut(BaseModel):
+    """One webhook delivery of one rule alert (its ``url`` shown as ``scheme://host/***``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    alert_id: str = Field(description="the alert's idempotency key")
+    symbol: str
+    interval: str
+    window_start: int
+    detector: str
+    url: str
+    format: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_ms: int
+    last_status: int | None
+    last_error: str | None
+    created_ms: int
+    delivered_ms: int | None
+
+
+class DeliveriesOut(BaseModel):
+    """Webhook deliveries, oldest first, and how many there are per status in all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int
+    counts: dict[str, int]
+    deliveries: list[DeliveryOut]
