@@ -10,7 +10,7 @@ are exactly those of folding the ticks one by one with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -22,7 +22,7 @@ from cryptolab.candles.accumulator import Accumulator
 from cryptolab.candles.kernels import group_bounds, group_ohlc, sequential_sums
 from cryptolab.candles.state import Partition
 
-__all__ = ["Dirty", "DirtyList", "fold_chunk"]
+__all__ = ["Dirty", "DirtyList", "fold_chunk", "fold_span", "span_in_order", "symbol_order"]
 
 _first_key = itemgetter(0)
 #: One interval's groups of a chunk: the flows (rows: volume, price x volume) in group
@@ -62,7 +62,7 @@ def fold_chunk(
     np.multiply(pr, flows[0], out=flows[1])
     wm0 = int(wm_before[0])  # a window is closed for all of the chunk's ticks or for none
     in_order = bool((t[1:] >= t[:-1]).all())
-    by_symbol = np.argsort(c, kind="stable") if in_order else None
+    by_symbol = symbol_order(c, len(symbols)) if in_order else None
     n_iv = len(interval_ms)
     groups: list[tuple[Any, ...]] = []
     sums: list[_Sums] = []
@@ -97,6 +97,22 @@ def fold_chunk(
             for acc, v, x in zip(acc_k, volume, pv, strict=True):
                 acc.volume = v
                 acc.pv = x
+
+
+def symbol_order(c: npt.NDArray[np.int64], n_symbols: int) -> npt.NDArray[np.intp]:
+    """The rows sorted (stably) by symbol code: codes index ``n_symbols`` symbols, and a radix
+    sort of narrow integers is several times faster than a merge sort of 64-bit ones.
+
+    Examples
+    --------
+    >>> symbol_order(np.array([2, 0, 2, 1, 0]), 3).tolist()
+    [1, 4, 3, 0, 2]
+    """
+    if n_symbols <= 1 << 7:
+        return np.argsort(c.astype(np.int8), kind="stable")
+    if n_symbols <= 1 << 15:
+        return np.argsort(c.astype(np.int16), kind="stable")
+    return np.argsort(c, kind="stable")
 
 
 def _kept_order(
@@ -187,3 +203,151 @@ def _merge_groups(
                 dirty += (partition, k, w, symbol, acc)
         accs[k][g] = acc
     return accs, inits
+
+
+def span_in_order(
+    floor: Sequence[int],
+    interval_ms: tuple[int, ...],
+    t: npt.NDArray[np.int64],
+    wm_before: npt.NDArray[np.int64],
+) -> bool:
+    """Whether ticks ``t`` (one partition's, in arrival order) are in event-time order and each
+    meets its window of every interval still open: no tick then is late or revises a candle,
+    which lets :func:`fold_span` fold them."""
+    if not bool((t[1:] >= t[:-1]).all()):
+        return False
+    for k, iv in enumerate(interval_ms):
+        # In time order, the earliest window end and the latest watermark bound every tick's.
+        if int(t[0] - t[0] % iv) + iv <= max(int(wm_before[-1]), floor[k]) and not bool(
+            ((t - t % iv + iv) > np.maximum(wm_before, floor[k])).all()
+        ):
+            return False
+    return True
+
+
+def fold_span(
+    p: Partition,
+    partition: int,
+    interval_ms: tuple[int, ...],
+    dirty: DirtyList,
+    c: npt.NDArray[np.int64],
+    symbols: Sequence[str],
+    t: npt.NDArray[np.int64],
+    pr: npt.NDArray[np.float64],
+    sz: npt.NDArray[np.float64],
+    ends: Sequence[int],
+    chunk_end: Callable[[int], None],
+) -> None:
+    """Fold ticks accepted by :func:`span_in_order` that span several chunks (``ends``: each
+    chunk's last row, ascending, the last one the span's), calling ``chunk_end(e)`` after
+    chunk ``e``'s ticks are folded (where its windows close), in the numpy passes of one
+    :func:`fold_chunk` rather than one per chunk.
+
+    No tick of such a span meets a closed window: a window that closes at the end of a chunk
+    has all its ticks of the span in that chunk or before. So each window's ticks of the
+    whole span are reduced as one group and merged where its first tick is met (creating
+    the window, marking it changed); by the end of each chunk, the windows it closes hold
+    all their ticks, and the others are only looked at after the span. The candles, the
+    windows closed and the emission order are those of :func:`fold_chunk` applied chunk
+    after chunk (and so of :meth:`add` tick by tick).
+    """
+    sized = ~np.isnan(sz)
+    flows = np.empty((2, t.shape[0]))  # per tick: volume and price x volume
+    np.copyto(flows[0], np.where(sized, sz, 0.0))
+    np.multiply(pr, flows[0], out=flows[1])
+    order = symbol_order(c, len(symbols))  # in time order: a symbol's windows are contiguous
+    c_s, t_s, p_s, z_s = c[order], t[order], pr[order], sized[order]
+    f_s = np.take(flows, order, axis=1)
+    n_iv = len(interval_ms)
+    groups: list[tuple[Any, ...]] = []
+    totals: list[tuple[list[float], list[float]]] = []
+    for k, iv in enumerate(interval_ms):
+        ws_s = t_s - t_s % iv
+        starts, lengths = group_bounds(c_s, ws_s)
+        g = group_ohlc(t_s, p_s, z_s, starts, lengths)
+        codes, wss = c_s[starts].tolist(), ws_s[starts].tolist()
+        init = _window_totals(p.windows[k], symbols, codes, wss)
+        totals.append(sequential_sums(f_s, starts, lengths, init).tolist())
+        groups.extend(
+            zip(
+                (order[starts] * n_iv + k).tolist(), repeat(k), range(starts.shape[0]), codes, wss,
+                lengths.tolist(), g.open.tolist(), g.high.tolist(), g.low.tolist(), g.close.tolist(),
+                g.first_ts.tolist(), g.last_ts.tolist(), g.high_ts.tolist(), g.low_ts.tolist(), g.sized.tolist(),
+                strict=False,
+            )
+        )
+    groups.sort(key=_first_key)  # in the order add() would have met them: by first tick, then interval
+    keys = [e * n_iv + n_iv - 1 for e in ends]  # a group after chunk end e starts after row e
+    _merge_span(p, partition, interval_ms, dirty, symbols, groups, totals, keys, ends, chunk_end)
+
+
+def _window_totals(
+    windows: dict[int, dict[str, Accumulator]], symbols: Sequence[str], codes: list[int], starts: list[int]
+) -> npt.NDArray[np.float64]:
+    """The running volume and price x volume (shape ``(2, windows)``) of each (symbol, window)
+    given, ``-0.0`` where none is held yet."""
+    init = np.full((2, len(codes)), -0.0)
+    for i, (code, ws) in enumerate(zip(codes, starts, strict=True)):
+        bucket = windows.get(ws)
+        if bucket is not None:
+            acc = bucket.get(symbols[code])
+            if acc is not None:
+                init[:, i] = (acc.volume, acc.pv)
+    return init
+
+
+def _merge_span(
+    p: Partition,
+    partition: int,
+    interval_ms: tuple[int, ...],
+    dirty: DirtyList,
+    symbols: Sequence[str],
+    groups: list[tuple[Any, ...]],
+    totals: list[tuple[list[float], list[float]]],
+    keys: list[int],
+    ends: Sequence[int],
+    chunk_end: Callable[[int], None],
+) -> None:
+    """Merge each group of :func:`fold_span` into its window's accumulator (a new one for a
+    window not seen yet) where its first tick is met (``keys``: the sort key of the last
+    group a chunk's rows can start), ``chunk_end`` called at the end of each chunk."""
+    windows = p.windows
+    cur = 0
+    for first, k, g, code, w, cnt, o, h, lo, cl, ft, lt, ht, lwt, zs in groups:
+        while keys[cur] < first:
+            chunk_end(ends[cur])
+            cur += 1
+        symbol = symbols[code]
+        bucket = windows[k].get(w)
+        if bucket is None:
+            bucket = p.new_window(k, w, w + interval_ms[k], False)
+        acc = bucket.get(symbol)
+        volume, pv = totals[k]
+        if acc is None:
+            acc = Accumulator(o, h, lo, cl, volume[g], pv[g], cnt, ft, lt, ht, lwt, 0, zs, False, True, None)
+            bucket[symbol] = acc
+            dirty += (partition, k, w, symbol, acc)
+            continue
+        if ft < acc.first_ts:
+            acc.open = o
+            acc.first_ts = ft
+        if lt >= acc.last_ts:
+            acc.close = cl
+            acc.last_ts = lt
+        if h > acc.high or (h == acc.high and ht < acc.high_ts):
+            acc.high = h
+            acc.high_ts = ht
+        if lo < acc.low or (lo == acc.low and lwt < acc.low_ts):
+            acc.low = lo
+            acc.low_ts = lwt
+        acc.volume = volume[g]
+        acc.pv = pv[g]
+        acc.trades += cnt
+        if zs:
+            acc.sized = True
+        if not acc.dirty:
+            acc.dirty = True
+            dirty += (partition, k, w, symbol, acc)
+    while cur < len(ends):
+        chunk_end(ends[cur])
+        cur += 1

@@ -56,7 +56,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cryptolab.candles.accumulator import Accumulator
-from cryptolab.candles.columns import DirtyList, fold_chunk
+from cryptolab.candles.columns import DirtyList, fold_chunk, fold_span, span_in_order
 from cryptolab.candles.kernels import watermark_steps
 from cryptolab.candles.sealed import SEALED, fill_gaps, fold_sealed, plan_sealed
 from cryptolab.candles.state import NEG_INF, Partition, restore_partition, snapshot_partition
@@ -577,6 +577,12 @@ class _Rows:
         crossing = cr[int(np.searchsorted(cr, lo)):int(np.searchsorted(cr, hi))].tolist()
         ends = crossing if crossing and crossing[-1] == hi - 1 else [*crossing, hi - 1]
         crosses = set(crossing)
+        if len(ends) > 1 and hi - lo >= _VECTOR_MIN and span_in_order(p.floor, agg.interval_ms, t[lo:hi],
+                                                                     self.wm_before[lo:hi]):
+            # Several chunks, none late: grouped once, their windows closed in turn.
+            fold_span(p, partition, agg.interval_ms, agg._dirty, c[lo:hi], symbols, t[lo:hi], pr[lo:hi],
+                      sz[lo:hi], [e - lo for e in ends], partial(self._chunk_end, lo, crosses))
+            return
         a = lo  # the first row not folded yet
         s = lo  # the chunk's first row
         for e in ends:
@@ -602,6 +608,20 @@ class _Rows:
             a = b
         if hi > a:
             _add_rows(agg.add, c, symbols, t, pr, sz, a, hi, partition, late)
+
+
+    def _chunk_end(self, lo: int, crosses: set[int], e: int) -> None:
+        """After row ``lo + e`` (the last of a chunk) is folded: raise the partition's largest
+        event time and watermark to theirs, and close the windows it reaches."""
+        p, row = self.p, lo + e
+        mx = int(self.run_max[row])
+        if mx > p.max_ts:
+            p.max_ts = mx
+        wm = int(self.wm_after[row])
+        if wm > p.wm:
+            p.wm = wm
+        if row in crosses:
+            self.agg._close(self.partition, p)
 
 
 def _fold_from(rows: _Rows, at: int, a: int, b: int) -> None:

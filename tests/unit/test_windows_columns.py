@@ -310,3 +310,55 @@ def test_a_region_whose_closes_cannot_keep_their_order_is_folded_statefully(monk
     got = _run(rows, [300], columnar=True, **kw)
     _same(got, want)
     assert seen[False] >= 2 and not seen[True]
+
+
+in_order_strategy = st.lists(
+    st.tuples(st.sampled_from(SYMS), st.integers(0, 20_000), st.floats(0.5, 2.0).map(lambda x: round(x, 1)),
+              sizes, st.integers(0, 1)),
+    min_size=1,
+    max_size=300,
+)
+
+
+@given(steps=in_order_strategy, cuts=st.lists(st.integers(0, 300), max_size=4),
+       ooo=st.sampled_from([0, 1_000, 30_000]), lateness=st.sampled_from([0, 60_000]),
+       intervals=st.sampled_from(["1m,5m,15m", "1s,1m", "2m,5m"]), gap_fill=st.booleans(),
+       restart=st.one_of(st.none(), st.integers(0, 4)), idle=st.one_of(st.none(), st.integers(0, 4)))
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_in_order_batches_spanning_closes_equal_add_per_tick(vector_min, steps, cuts, ooo, lateness, intervals,
+                                                             gap_fill, restart, idle):
+    """Dense in-order batches over which windows close several times (one grouping for all of
+    a batch's closes), equal ties of time, idle closes and restarts between batches."""
+    rows = _sparse_rows(steps)
+    kw = dict(intervals=intervals, ooo=ooo, lateness=lateness, gap_fill=gap_fill, restart_at=restart,
+              idle_at=idle)
+    want = _run(rows, cuts, columnar=False, **kw)
+    got = _run(rows, cuts, columnar=True, **kw)
+    _same(got, want)
+
+
+def test_a_dense_in_order_batch_is_grouped_once_for_all_its_closes(monkeypatch):
+    """The consumer's shape: thousands of in-order ticks per batch, several minutes each. Each
+    batch is grouped once (not once per close) and the outcome equals add() tick by tick."""
+    calls: list[int] = []
+    real = stream.fold_span
+
+    def counted(*args, **kwargs):
+        calls.append(len(args[9]))  # the chunks it folds
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stream, "fold_span", counted)
+    rng = np.random.default_rng(11)
+    n = 12_000
+    ts = np.sort(rng.integers(0, 20 * 60_000, n))
+    codes = rng.integers(0, len(SYMS), n)
+    price = np.round(rng.uniform(1.0, 2.0, n), 2)
+    size = np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0.0, 3.0, n))
+    rows = [(SYMS[c], int(t), float(p), None if math.isnan(z) else float(z), int(c) % 2)
+            for c, t, p, z in zip(codes, ts, price, size, strict=True)]
+    kw = dict(intervals="1m,5m,15m", ooo=1_000, lateness=60_000, gap_fill=True, restart_at=0)
+    cuts = [4_000, 9_000]
+    want = _run(rows, cuts, columnar=False, **kw)
+    got = _run(rows, cuts, columnar=True, **kw)
+    _same(got, want)
+    assert len(calls) == 6 and all(c > 1 for c in calls)  # 3 batches x 2 partitions, several closes each
