@@ -79,6 +79,28 @@ class Accumulator:
     dirty: bool
     snap: Candle | None
 
+    def merge_group(self, o: float, h: float, lo: float, cl: float, ft: int, lt: int, ht: int, lwt: int,
+                    cnt: int, sized: bool) -> None:
+        """Fold a group's open/high/low/close, their times and its trade count in (ties: the
+        earliest open, high and low, the latest close, as the per-tick fold decides them).
+
+        The columnar folds call it once per group of a batch; volumes are theirs to set."""
+        if ft < self.first_ts:
+            self.open = o
+            self.first_ts = ft
+        if lt >= self.last_ts:
+            self.close = cl
+            self.last_ts = lt
+        if h > self.high or (h == self.high and ht < self.high_ts):
+            self.high = h
+            self.high_ts = ht
+        if lo < self.low or (lo == self.low and lwt < self.low_ts):
+            self.low = lo
+            self.low_ts = lwt
+        self.trades += cnt
+        if sized:
+            self.sized = True
+
     def candle(self, symbol: str, name: str, ws: int, iv: int, *, final: bool) -> Candle:
         """The candle of window ``[ws, ws + iv)`` of interval ``name`` as it stands."""
         vol = self.volume

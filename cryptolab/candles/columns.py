@@ -181,21 +181,7 @@ def _merge_groups(
             dirty += (partition, k, w, symbol, acc)
         else:
             inits[k][:, g] = (acc.volume, acc.pv)
-            if ft < acc.first_ts:
-                acc.open = o
-                acc.first_ts = ft
-            if lt >= acc.last_ts:
-                acc.close = cl
-                acc.last_ts = lt
-            if h > acc.high or (h == acc.high and ht < acc.high_ts):
-                acc.high = h
-                acc.high_ts = ht
-            if lo < acc.low or (lo == acc.low and lwt < acc.low_ts):
-                acc.low = lo
-                acc.low_ts = lwt
-            acc.trades += cnt
-            if zs:
-                acc.sized = True
+            acc.merge_group(o, h, lo, cl, ft, lt, ht, lwt, cnt, zs)
             if closed_w:
                 acc.revision += cnt
             if not acc.dirty:
@@ -328,23 +314,9 @@ def _merge_span(
             bucket[symbol] = acc
             dirty += (partition, k, w, symbol, acc)
             continue
-        if ft < acc.first_ts:
-            acc.open = o
-            acc.first_ts = ft
-        if lt >= acc.last_ts:
-            acc.close = cl
-            acc.last_ts = lt
-        if h > acc.high or (h == acc.high and ht < acc.high_ts):
-            acc.high = h
-            acc.high_ts = ht
-        if lo < acc.low or (lo == acc.low and lwt < acc.low_ts):
-            acc.low = lo
-            acc.low_ts = lwt
+        acc.merge_group(o, h, lo, cl, ft, lt, ht, lwt, cnt, zs)
         acc.volume = volume[g]
         acc.pv = pv[g]
-        acc.trades += cnt
-        if zs:
-            acc.sized = True
         if not acc.dirty:
             acc.dirty = True
             dirty += (partition, k, w, symbol, acc)
