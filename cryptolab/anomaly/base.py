@@ -26,12 +26,12 @@ import copy
 import math
 import pickle
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final, Literal, Protocol, Self, runtime_checkable
 
 from cryptolab.errors import ValidationError
 
-__all__ = ["SEVERITIES", "BaseDetector", "Detector", "Severity", "stream_seed"]
+__all__ = ["SEVERITIES", "BaseDetector", "Detector", "Severity", "forget_streams", "stream_seed"]
 
 Severity = Literal["LOW", "MEDIUM", "HIGH"]
 #: Severities from least to most severe.
@@ -178,3 +178,26 @@ class BaseDetector:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args}, seed={self.seed})"
+
+
+def forget_streams(streams: dict[tuple[str, str], Any], symbols: Iterable[str] | None) -> int:
+    """Drop the per-``(symbol, interval)`` state of ``symbols`` (all with ``None``) from
+    ``streams``; return how many streams were dropped.
+
+    Examples
+    --------
+    >>> st = {("A", "1m"): 1, ("A", "5m"): 2, ("B", "1m"): 3}
+    >>> forget_streams(st, ["A"]), sorted(st)
+    (2, [('B', '1m')])
+    >>> forget_streams(st, None), st
+    (1, {})
+    """
+    if symbols is None:
+        n = len(streams)
+        streams.clear()
+        return n
+    drop = set(symbols)
+    keys = [k for k in streams if k[0] in drop]
+    for k in keys:
+        del streams[k]
+    return len(keys)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
+from cryptolab.anomaly.base import forget_streams
 from cryptolab.models import Alert, Candle
 from cryptolab.models.rules import Rule
 
@@ -177,15 +178,7 @@ class RuleEvaluator:
         Call it when the process stops owning a symbol, or when evaluated candles were not
         committed: the stream then reads its history again.
         """
-        if symbols is None:
-            n = len(self._streams)
-            self._streams.clear()
-            return n
-        drop = set(symbols)
-        keys = [k for k in self._streams if k[0] in drop]
-        for k in keys:
-            del self._streams[k]
-        return len(keys)
+        return forget_streams(self._streams, symbols)
 
     def _stream(self, candle: Candle) -> _Stream:
         key = (candle.symbol, candle.interval)

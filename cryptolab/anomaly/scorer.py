@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cryptolab.anomaly.base import BaseDetector, Severity, stream_seed
+from cryptolab.anomaly.base import BaseDetector, Severity, forget_streams, stream_seed
 from cryptolab.anomaly.ensemble import EnsembleDetector
 from cryptolab.anomaly.features import FEATURE_NAMES, FeatureExtractor, Features
 from cryptolab.anomaly.registry import make_detectors
@@ -192,15 +192,7 @@ class AnomalyScorer:
         (partition revoked) or when a batch whose candles were scored is
         rolled back instead of committed.
         """
-        if symbols is None:
-            n = len(self._streams)
-            self._streams.clear()
-            return n
-        drop = set(symbols)
-        keys = [k for k in self._streams if k[0] in drop]
-        for k in keys:
-            del self._streams[k]
-        return len(keys)
+        return forget_streams(self._streams, symbols)
 
     def learn(self, candles: Iterable[Candle]) -> int:
         """Learn candles without scoring them (warm up); returns how many were learnt."""
