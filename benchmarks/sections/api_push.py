@@ -17,6 +17,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -130,8 +131,10 @@ def measure_push(ws_base: str, http_url: str, redis_url: str | None, symbol: str
     count = max(1, round(seconds * rate))
     publish, close = publisher(http_url, redis_url, symbol)
     try:
-        stamps, received, took = asyncio.run(_run(f"{ws_base}/ws/candles?symbols={symbol}&interval=1m", http_url,
-                                                  clients, publish, count, warmup, rate))
+        run = _run(f"{ws_base}/ws/candles?symbols={symbol}&interval=1m", http_url, clients, publish, count, warmup,
+                   rate)
+        with ThreadPoolExecutor(1) as pool:  # a loop of its own: a notebook's kernel already runs one
+            stamps, received, took = pool.submit(asyncio.run, run).result()
     finally:
         close()
     counted = {k for i, k in enumerate(sorted(stamps)) if i >= warmup}

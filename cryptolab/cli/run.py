@@ -135,24 +135,33 @@ def run(args: argparse.Namespace) -> int:
     name, symbols, options = source_options(args)
     say = not args.quiet
     sock = _api_socket(args)
+    stop, serving, starting = threading.Event(), threading.Event(), threading.Event()
+    starting.set()
+    _on_signals(stop, starting)  # before the backfill: a signal then stops the start, drained and committed
     if say:
         print(f"cryptolab run: {name}: backfilling {args.backfill}..." if args.backfill not in ("0", "") else
               f"cryptolab run: {name}: starting...", file=sys.stderr, flush=True)
     try:
         session = live(name, symbols, intervals=args.intervals, backfill=args.backfill, settings=settings,
                        composite=args.composite, **options)
+    except KeyboardInterrupt:
+        if sock is not None:
+            sock.close()
+        if say:
+            print(f"cryptolab run: {name} stopped while starting; what was stored stays", file=sys.stderr,
+                  flush=True)
+        return 0
     except BaseException:
         if sock is not None:
             sock.close()
         raise
+    starting.clear()  # from here a signal only sets ``stop``: the watcher ends, the session drains
     metrics = _serve_metrics(session, args)
-    stop, serving = threading.Event(), threading.Event()
     t0 = time.monotonic()
     watcher = threading.Thread(target=_watch, args=(session, args, stop, serving, t0),
                                name="cryptolab-run-progress", daemon=True)
     api = None
     try:
-        _on_signals(stop)
         if sock is not None:
             api = _serve_api(session, sock)
         watcher.start()
@@ -203,10 +212,14 @@ def _serve_metrics(session: LiveSession, args: argparse.Namespace) -> Any:
         raise
 
 
-def _on_signals(stop: threading.Event) -> None:
-    """SIGINT and SIGTERM set ``stop`` (from the main thread only)."""
+def _on_signals(stop: threading.Event, starting: threading.Event) -> None:
+    """SIGINT and SIGTERM set ``stop`` (from the main thread only); while ``starting`` is set
+    they also raise :class:`KeyboardInterrupt`, which stops a backfill or a start under way
+    (:func:`cryptolab.live` then stops the session it began, drained and committed)."""
     def _signal(signum: int, _frame: object) -> None:
         stop.set()
+        if starting.is_set():
+            raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _signal)

@@ -74,7 +74,7 @@ class Store:
     >>> with Store("sqlite://") as s:
     ...     s.init()
     ...     (s.dialect, s.timescale, s.schema_version(), len(s.history("BTC-USD", "1m")))
-    ('sqlite', False, 2, 0)
+    ('sqlite', False, 3, 0)
     """
 
     def __init__(self, url: str | URL, *, pool_size: int = 5) -> None:
@@ -182,7 +182,7 @@ class Store:
         ...     s.init()
         ...     info = s.info()
         >>> info["dialect"], info["schema_version"], info["candles"], info["series"]
-        ('sqlite', 2, 0, [])
+        ('sqlite', 3, 0, [])
         """
         version = self.schema_version()
         return export.info(self._db, version, self.timescale if version is not None else False)

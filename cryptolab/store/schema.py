@@ -30,7 +30,7 @@ Tables
 
 Examples
 --------
->>> [t.name for t in _metadata.sorted_tables]
+>>> [t.name for t in _metadata.sorted_tables]  # doctest: +NORMALIZE_WHITESPACE
 ['alerts', 'candles', 'consumer_progress', 'late_ticks', 'rules', 'schema_version', 'trade_gaps',
  'webhook_deliveries']
 >>> HISTORY_COLUMNS[:4], _NUMERIC[0]

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,27 +73,67 @@ def test_run_synthetic_backfills_then_stops_at_duration_with_every_window_final(
             assert len(frame) >= at_least and frame["final"].all(), (interval, frame)
 
 
+def _stderr_reader(proc: subprocess.Popen[str]) -> tuple[list[str], threading.Thread]:
+    """Collect ``proc``'s stderr in a thread (its progress bar ends lines with carriage returns)."""
+    chunks: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        while chunk := proc.stderr.read(1):
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return chunks, reader
+
+
+def test_sigterm_while_backfilling_stops_the_start_and_exits_0(tmp_path: Path) -> None:
+    db = tmp_path / "early.db"
+    proc = subprocess.Popen([sys.executable, "-m", "cryptolab", "run", "--source", "synthetic", "--symbols", "3",
+                             "--backfill", "24h", "--store", f"sqlite:///{db}", "--intervals", "1m"],
+                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    chunks, reader = _stderr_reader(proc)
+    try:
+        deadline = time.monotonic() + 120
+        while "backfilling" not in "".join(chunks):  # printed once the signal handlers are in place
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("no start: " + "".join(chunks)[-3000:])
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(chunks)
+    assert proc.returncode == 0, err[-3000:]
+    assert "stopped while starting" in err or "stopped after" in err, err[-3000:]
+    if db.exists():  # whatever was stored is final and whole
+        with Store(f"sqlite:///{db}") as store:
+            assert store.history("BTC-USD", "1m")["final"].all()
+
+
 def test_sigterm_stops_drains_and_exits_0(tmp_path: Path) -> None:
     db = tmp_path / "sig.db"
     proc = subprocess.Popen([sys.executable, "-m", "cryptolab", "run", "--source", "synthetic", "--symbols", "1",
                              "--backfill", "10m", "--store", f"sqlite:///{db}", "--intervals", "1m"],
-                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
+    chunks, reader = _stderr_reader(proc)
     try:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:  # the backfill is in the store: the session is live
-            if db.exists():
-                with Store(f"sqlite:///{db}") as store:
-                    if store.schema_version() is not None and len(store.history("BTC-USD", "1m")) >= 9:
-                        break
-            time.sleep(0.5)
-        else:
-            pytest.fail("the backfill never reached the store")
+        while "run synthetic" not in "".join(chunks):  # the progress line: the session is live
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("the session never went live: " + "".join(chunks)[-3000:])
+            time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        reader.join(10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    err = "".join(chunks)
     assert proc.returncode == 0, err[-3000:]
     assert "stopped after" in err
     with Store(f"sqlite:///{db}") as store:
