@@ -50,7 +50,7 @@ test: install ## Lint, type-check and check the layers, start the services, then
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 	eval "$$(scripts/services.sh env)"
-	mapfile -t notebooks < <(find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | sort)
+	mapfile -t notebooks < <(find notebooks -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -not -path 'notebooks/benchmarks/*' 2>/dev/null | sort)
 	nbval=()
 	if (( $${#notebooks[@]} )); then nbval=(--nbval --nbval-current-env "$${notebooks[@]}"); fi
 	mkdir -p test-artifacts
