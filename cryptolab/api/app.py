@@ -30,7 +30,7 @@ from cryptolab.api.fanout import DEFAULT_QUEUE, Hub
 from cryptolab.api.guard import OPEN_PATHS, Guard
 from cryptolab.api.ratelimit import DEFAULT_RATE_LIMIT, RateLimit, RateLimiter
 from cryptolab.api.state import ApiState
-from cryptolab.cache import Cache, open_cache
+from cryptolab.cache import Cache, RedisCache, open_cache
 from cryptolab.config import Settings
 from cryptolab.errors import CryptolabError
 from cryptolab.store import Store
@@ -101,6 +101,8 @@ def create_app(
         try:
             yield
         finally:
+            if isinstance(state.cache, RedisCache):  # the event loop's client of /latest
+                await state.cache.aclose()
             state.close()
 
     app = FastAPI(

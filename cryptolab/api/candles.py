@@ -27,6 +27,7 @@ from cryptolab.api.params import (
 )
 from cryptolab.api.schemas import CandleOut, CandlesOut, SymbolsOut
 from cryptolab.api.state import ApiState, State
+from cryptolab.cache import Cache, MemoryCache, RedisCache
 from cryptolab.errors import CacheError
 from cryptolab.models import Candle, encode_candle
 from cryptolab.store.times import to_ms
@@ -74,14 +75,22 @@ def candles(
     return Response(head[:-1] + b',"candles":' + json_array(items) + b"}", media_type=_JSON)
 
 
-def _latest(state: ApiState, symbol: str, interval: str) -> Candle | None:
+async def _cached(cache: Cache, symbol: str, interval: str) -> Candle | None:
+    """The cache's newest candle, read on the event loop: Redis through its asyncio client,
+    the in-process cache directly (no I/O); another cache through the thread pool. A hop
+    through the thread pool per request cost more than the whole of the read under load."""
     try:
-        candle = state.cache.latest(symbol, interval)
+        if isinstance(cache, RedisCache):
+            return await cache.latest_async(symbol, interval)
+        if isinstance(cache, MemoryCache):
+            return cache.latest(symbol, interval)
+        return await run_in_threadpool(cache.latest, symbol, interval)
     except CacheError as exc:  # the store still answers
         log.warning("latest from the cache failed, reading the store: %s", exc)
-        candle = None
-    if candle is not None:
-        return candle
+        return None
+
+
+def _newest(state: ApiState, symbol: str, interval: str) -> Candle | None:
     newest = candles_from_frame(state.store.history(symbol, interval, limit=1))
     return newest[0] if newest else None
 
@@ -91,7 +100,9 @@ def _latest(state: ApiState, symbol: str, interval: str) -> Candle | None:
 async def latest(symbol: SymbolPath, interval: IntervalPath, state: State) -> Response:
     """The newest candle: from the cache, else the store's newest; 404 when there is none."""
     sym, iv = symbol_param(symbol), interval_param(interval)
-    candle = await run_in_threadpool(_latest, state, sym, iv)
+    candle = await _cached(state.cache, sym, iv)
+    if candle is None:
+        candle = await run_in_threadpool(_newest, state, sym, iv)
     if candle is None:
         raise ApiError(404, f"no candle of {sym} {iv} in the cache or the store")
     return Response(encode_candle(candle), media_type=_JSON)

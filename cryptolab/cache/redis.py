@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Final, cast
 
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -142,7 +145,9 @@ class RedisCache:
     :meth:`publish` runs one Lua script (``EVALSHA``) per chunk of up to 500
     candles, all chunks in one pipelined round trip; for each candle the script
     keeps ``latest`` monotonic, publishes, and maintains the recent set
-    atomically. :meth:`latest` is one ``GET``.
+    atomically. :meth:`latest` is one ``GET``; :meth:`latest_async` is the same ``GET`` on
+    an event loop (``redis.asyncio``, a connection pool of its own per loop: no thread, and a
+    slow Redis never blocks the loop).
     A connection refused is retried once immediately; timeouts are not
     retried, so no call blocks much longer than ``socket_timeout``.
 
@@ -171,6 +176,8 @@ class RedisCache:
             )
         except ValueError as exc:
             raise CacheError(f"invalid Redis URL {self.url!r}: {exc}") from None
+        self._url = url  # for the event loop's client (self.url is the redacted one)
+        self._aio: tuple[asyncio.AbstractEventLoop, redis.asyncio.Redis] | None = None
         self._script = self._client.register_script(_PUBLISH_LUA)
         self._subs: list[_RedisSubscription] = []
         self._lock = threading.Lock()
@@ -237,6 +244,45 @@ class RedisCache:
         except _REDIS_ERRORS as exc:
             raise self._fail("latest", exc) from exc
         return None if data is None else decode_candle(data)
+
+    async def latest_async(self, symbol: str, interval: str) -> Candle | None:
+        """:meth:`latest` awaited on the running event loop (one ``GET`` through ``redis.asyncio``).
+
+        The first call on a loop opens that loop's client; :meth:`aclose` closes it.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> asyncio.run(RedisCache("redis://127.0.0.1:9/0", socket_timeout=0.5)
+        ...             .latest_async("BTC-USD", "1m"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        cryptolab.errors.CacheError: latest on RedisCache('redis://127.0.0.1:9/0') failed: ...
+        """
+        try:
+            data = await self._loop_client().get(latest_key(symbol, interval))
+        except _REDIS_ERRORS as exc:
+            raise self._fail("latest", exc) from exc
+        return None if data is None else decode_candle(data)
+
+    def _loop_client(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        if self._aio is None or self._aio[0] is not loop:
+            client = redis.asyncio.Redis.from_url(
+                self._url,
+                socket_timeout=self.socket_timeout,
+                socket_connect_timeout=self.socket_timeout,
+                retry=AsyncRetry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                health_check_interval=30,
+                decode_responses=False,
+            )
+            self._aio = (loop, client)
+        return self._aio[1]
+
+    async def aclose(self) -> None:
+        """Close the running loop's client of :meth:`latest_async` (if it has one)."""
+        aio, self._aio = self._aio, None
+        if aio is not None and aio[0] is asyncio.get_running_loop():
+            await aio[1].aclose()
 
     def ttl_ms(self, symbol: str, interval: str) -> int | None:
         """See :meth:`Cache.ttl_ms` (``PTTL``)."""

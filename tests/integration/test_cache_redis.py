@@ -141,3 +141,19 @@ def test_module_latest_reads_redis(redis_url: str, cache: RedisCache) -> None:
     cache.publish([candle(3)])
     assert latest("BTC-USD", "1m", redis_url=redis_url) == candle(3)
     assert latest("BTC-USD", "1m", settings=Settings.from_env({"CRYPTOLAB_REDIS_URL": redis_url})) == candle(3)
+
+
+def test_latest_async_reads_what_latest_reads_on_each_event_loop(cache: RedisCache) -> None:
+    import asyncio
+
+    async def read() -> tuple[Candle | None, Candle | None]:
+        try:
+            return (await cache.latest_async("BTC-USD", "1m"),
+                    await cache.latest_async("BTC-USD", "7m"))
+        finally:
+            await cache.aclose()
+
+    cache.publish([candle(0), candle(1)])
+    assert asyncio.run(read()) == (cache.latest("BTC-USD", "1m"), None) == (candle(1), None)
+    cache.publish([candle(2)])
+    assert asyncio.run(read())[0] == candle(2)  # a second loop gets a client of its own
