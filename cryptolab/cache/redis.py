@@ -258,11 +258,26 @@ class RedisCache:
         Traceback (most recent call last):
         cryptolab.errors.CacheError: latest on RedisCache('redis://127.0.0.1:9/0') failed: ...
         """
+        data = await self.latest_json_async(symbol, interval)
+        return None if data is None else decode_candle(data)
+
+    async def latest_json_async(self, symbol: str, interval: str) -> bytes | None:
+        """The newest candle's JSON as stored (:func:`~cryptolab.models.encode_candle`'s bytes),
+        awaited on the running event loop: what an HTTP answer sends without decoding it.
+
+        Examples
+        --------
+        >>> import asyncio
+        >>> asyncio.run(RedisCache("redis://127.0.0.1:9/0", socket_timeout=0.5)
+        ...             .latest_json_async("BTC-USD", "1m"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        cryptolab.errors.CacheError: latest on RedisCache('redis://127.0.0.1:9/0') failed: ...
+        """
         try:
             data = await self._loop_client().get(latest_key(symbol, interval))
         except _REDIS_ERRORS as exc:
             raise self._fail("latest", exc) from exc
-        return None if data is None else decode_candle(data)
+        return cast("bytes | None", data)
 
     def _loop_client(self) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()
