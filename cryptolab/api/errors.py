@@ -2,14 +2,14 @@
 
 Every failure leaves as ``{"error": code, "message": sentence, "field": name or null}``:
 a bad parameter is 422 and names it, an unknown route 404, a missing token 401, too many
-requests 429 (with ``Retry-After``), a rule id in use 409, the store down 503. Nothing a client sends becomes a 500.
+requests 429 (with ``Retry-After``), a body over 64 KiB 413, a rule id in use 409, the store down 503. Nothing a client sends becomes a 500.
 
 Examples
 --------
 >>> error_body("bad_request", "invalid 'limit': must be <= 10000", "limit")
 b'{"error":"bad_request","message":"invalid \\'limit\\': must be <= 10000","field":"limit"}'
 >>> sorted(ERROR_RESPONSES)
-[401, 404, 422, 429, 503]
+[401, 404, 413, 422, 429, 503]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     401: {"model": ErrorOut, "description": "missing or wrong bearer token (with --token)"},
     404: {"model": ErrorOut, "description": "no such route or no such data"},
+    413: {"model": ErrorOut, "description": "the request body is larger than 64 KiB"},
     422: {"model": ErrorOut, "description": "a parameter is invalid or unknown (named in `field`)"},
     429: {"model": ErrorOut, "description": "rate limited; retry after `Retry-After` seconds",
           "headers": {"Retry-After": {"description": "seconds to wait",

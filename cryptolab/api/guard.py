@@ -1,11 +1,15 @@
-"""The gate in front of every route but ``/health``: rate limit, then bearer token.
+"""The gate in front of every route but ``/health``: rate limit, bearer token, body size.
 
 A pure ASGI middleware, so that it guards HTTP requests and WebSocket handshakes alike, and
 unknown routes too. The client's bucket is taken first (a wrong token costs a token of the
 bucket, so guessing is rate limited as well); then, with a token configured, the request
 must carry ``Authorization: Bearer <token>`` (a WebSocket may instead pass ``?token=``, since
 browsers cannot set headers on one), compared in constant time (:func:`hmac.compare_digest`).
-Refusals are the API's JSON errors: 429 with ``Retry-After``, 401 with ``WWW-Authenticate``.
+Last, a request body may not exceed :data:`MAX_BODY_BYTES` (a rule is a few hundred bytes):
+a larger ``Content-Length`` is refused before the body is read, and a body sent in chunks
+without one is cut off as soon as it passes the limit.
+Refusals are the API's JSON errors: 429 with ``Retry-After``, 401 with ``WWW-Authenticate``,
+413 for a body too large.
 
 Examples
 --------
@@ -23,16 +27,21 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
+from starlette.exceptions import HTTPException
+
 from cryptolab.api.errors import error_body
 from cryptolab.api.ratelimit import RateLimiter
 
-__all__ = ["OPEN_PATHS", "Guard", "token_matches"]
+__all__ = ["MAX_BODY_BYTES", "OPEN_PATHS", "Guard", "token_matches"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: The largest request body accepted, in bytes (64 KiB).
+MAX_BODY_BYTES: Final = 64 * 1024
 
 #: Paths served without a token and without rate limiting (health checks of load balancers).
 OPEN_PATHS: Final = frozenset({"/health"})
@@ -63,12 +72,16 @@ class Guard:
         The bearer token every request must carry, or ``None`` for none.
     limiter
         The per-client buckets, or ``None`` for no rate limit.
+    max_body
+        The largest request body accepted, in bytes.
     """
 
-    def __init__(self, app: ASGIApp, *, token: str | None, limiter: RateLimiter | None) -> None:
+    def __init__(self, app: ASGIApp, *, token: str | None, limiter: RateLimiter | None,
+                 max_body: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.limiter = limiter
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -87,7 +100,31 @@ class Guard:
             await self._deny(scope, receive, send, 401, "missing or wrong bearer token",
                              [(b"www-authenticate", b"Bearer")])
             return
+        if kind == "http":
+            length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+            if length is not None and length.isdigit() and int(length) > self.max_body:
+                await self._deny(scope, receive, send, 413, self._too_large(), [])
+                return
+            receive = self._limited(receive)
         await self.app(scope, receive, send)
+
+    def _too_large(self) -> str:
+        return f"request body too large: at most {self.max_body:,} bytes"
+
+    def _limited(self, receive: Receive) -> Receive:
+        """``receive`` that refuses (413, through the API's error handler) a body past the limit."""
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise HTTPException(413, self._too_large())
+            return message
+
+        return limited
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.token is not None
@@ -100,7 +137,7 @@ class Guard:
 
     async def _deny(self, scope: Scope, receive: Receive, send: Send, status: int, message: str,
                     headers: list[tuple[bytes, bytes]]) -> None:
-        code = "rate_limited" if status == 429 else "unauthorized"
+        code = {429: "rate_limited", 413: "too_large"}.get(status, "unauthorized")
         body = error_body(code, message)
         head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                 *headers]

@@ -258,3 +258,29 @@ def test_a_body_that_is_not_utf8_is_422_body(http: TestClient, store: Store) -> 
     r = http.post("/api/v1/rules", content=b'\xa3X"\xff', headers={"Content-Type": "application/json"})
     assert (r.status_code, r.json()["error"], r.json()["field"]) == (422, "bad_request", "body")
     assert store.rules.list() == []
+
+
+def _rule_padded_to(size: int) -> bytes:
+    """A valid rule's JSON, padded with spaces (still valid JSON) to ``size`` bytes."""
+    body = b'{"id": "big", "kind": "cross_above", "params": {"level": 1}}'
+    return body + b" " * (size - len(body))
+
+
+def test_a_body_over_the_limit_is_413_and_writes_nothing(http: TestClient, store: Store) -> None:
+    from cryptolab.api.guard import MAX_BODY_BYTES
+
+    json_type = {"Content-Type": "application/json"}
+    r = http.post("/api/v1/rules", content=_rule_padded_to(MAX_BODY_BYTES + 1), headers=json_type)
+    assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
+    assert str(MAX_BODY_BYTES)[:2] in r.json()["message"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the size shows only while reading
+        body = _rule_padded_to(2 * MAX_BODY_BYTES)
+        yield from (body[i:i + 8192] for i in range(0, len(body), 8192))
+
+    r = http.post("/api/v1/rules", content=chunks(), headers=json_type)
+    assert r.status_code == 413 and r.json()["error"] == "too_large", r.text
+    assert store.rules.list() == []
+    at_limit = http.post("/api/v1/rules", content=_rule_padded_to(MAX_BODY_BYTES), headers=json_type)
+    assert at_limit.status_code == 201, at_limit.text  # the limit itself is accepted
+    assert [rule.id for rule in store.rules.list()] == ["big"]
