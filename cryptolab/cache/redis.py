@@ -248,15 +248,9 @@ class RedisCache:
     async def latest_async(self, symbol: str, interval: str) -> Candle | None:
         """:meth:`latest` awaited on the running event loop (one ``GET`` through ``redis.asyncio``).
 
-        The first call on a loop opens that loop's client; :meth:`aclose` closes it.
-
-        Examples
-        --------
-        >>> import asyncio
-        >>> asyncio.run(RedisCache("redis://127.0.0.1:9/0", socket_timeout=0.5)
-        ...             .latest_async("BTC-USD", "1m"))  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        cryptolab.errors.CacheError: latest on RedisCache('redis://127.0.0.1:9/0') failed: ...
+        The first call on a loop opens that loop's client; :meth:`aclose` closes it. An
+        unreachable Redis raises :class:`~cryptolab.errors.CacheError`, as
+        :meth:`latest_json_async`'s example shows.
         """
         data = await self.latest_json_async(symbol, interval)
         return None if data is None else decode_candle(data)

@@ -73,8 +73,11 @@ def test_run_synthetic_backfills_then_stops_at_duration_with_every_window_final(
             assert len(frame) >= at_least and frame["final"].all(), (interval, frame)
 
 
-def _stderr_reader(proc: subprocess.Popen[str]) -> tuple[list[str], threading.Thread]:
-    """Collect ``proc``'s stderr in a thread (its progress bar ends lines with carriage returns)."""
+def _sigterm_when(tmp_path: Path, args: list[str], shown: str) -> tuple[int, str]:
+    """Start ``cryptolab run ARGS``, send SIGTERM once its stderr shows ``shown``; its exit code
+    and stderr (read in a thread: the progress bar ends its lines with carriage returns)."""
+    proc = subprocess.Popen([sys.executable, "-m", "cryptolab", "run", *args], cwd=tmp_path, env=_env(tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     chunks: list[str] = []
 
     def read() -> None:
@@ -84,21 +87,11 @@ def _stderr_reader(proc: subprocess.Popen[str]) -> tuple[list[str], threading.Th
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    return chunks, reader
-
-
-def test_sigterm_while_backfilling_stops_the_start_and_exits_0(tmp_path: Path) -> None:
-    db = tmp_path / "early.db"
-    proc = subprocess.Popen([sys.executable, "-m", "cryptolab", "run", "--source", "synthetic", "--symbols", "3",
-                             "--backfill", "24h", "--store", f"sqlite:///{db}", "--intervals", "1m"],
-                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    chunks, reader = _stderr_reader(proc)
     try:
-        deadline = time.monotonic() + 120
-        while "backfilling" not in "".join(chunks):  # printed once the signal handlers are in place
+        deadline = time.monotonic() + 180
+        while shown not in "".join(chunks):
             if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("no start: " + "".join(chunks)[-3000:])
+                pytest.fail(f"{shown!r} never shown: " + "".join(chunks)[-3000:])
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
@@ -106,8 +99,15 @@ def test_sigterm_while_backfilling_stops_the_start_and_exits_0(tmp_path: Path) -
     finally:
         if proc.poll() is None:
             proc.kill()
-    err = "".join(chunks)
-    assert proc.returncode == 0, err[-3000:]
+    return proc.returncode, "".join(chunks)
+
+
+def test_sigterm_while_backfilling_stops_the_start_and_exits_0(tmp_path: Path) -> None:
+    db = tmp_path / "early.db"
+    # "backfilling" is printed once the signal handlers are in place
+    code, err = _sigterm_when(tmp_path, ["--source", "synthetic", "--symbols", "3", "--backfill", "24h",
+                                         "--store", f"sqlite:///{db}", "--intervals", "1m"], "backfilling")
+    assert code == 0, err[-3000:]
     assert "stopped while starting" in err or "stopped after" in err, err[-3000:]
     if db.exists():  # whatever was stored is final and whole
         with Store(f"sqlite:///{db}") as store:
@@ -116,25 +116,10 @@ def test_sigterm_while_backfilling_stops_the_start_and_exits_0(tmp_path: Path) -
 
 def test_sigterm_stops_drains_and_exits_0(tmp_path: Path) -> None:
     db = tmp_path / "sig.db"
-    proc = subprocess.Popen([sys.executable, "-m", "cryptolab", "run", "--source", "synthetic", "--symbols", "1",
-                             "--backfill", "10m", "--store", f"sqlite:///{db}", "--intervals", "1m"],
-                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    chunks, reader = _stderr_reader(proc)
-    try:
-        deadline = time.monotonic() + 180
-        while "run synthetic" not in "".join(chunks):  # the progress line: the session is live
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("the session never went live: " + "".join(chunks)[-3000:])
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=120)
-        reader.join(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = "".join(chunks)
-    assert proc.returncode == 0, err[-3000:]
+    # "run synthetic" starts the progress line: the session is live
+    code, err = _sigterm_when(tmp_path, ["--source", "synthetic", "--symbols", "1", "--backfill", "10m",
+                                         "--store", f"sqlite:///{db}", "--intervals", "1m"], "run synthetic")
+    assert code == 0, err[-3000:]
     assert "stopped after" in err
     with Store(f"sqlite:///{db}") as store:
         frame = store.history("BTC-USD", "1m")
