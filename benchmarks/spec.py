@@ -182,8 +182,8 @@ class BenchConfig:
         5000
         """
         base: dict[str, Any] = dict(
-            ticks=20_000, symbols=10, consumer_repeat=1, producer_ticks=20_000, producer_repeat=1, latency_seconds=4.0,
-            latency_rate=500.0, latency_warmup_s=1.5, store_repeat=30, scoring_ticks=20_000,
+            ticks=20_000, symbols=10, consumer_repeat=1, producer_ticks=20_000, producer_repeat=1, latency_seconds=2.5,
+            latency_rate=500.0, latency_warmup_s=1.0, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
             memory_ticks=10_000, memory_minutes=3.0, settle_max_s=0.0, sparse_ticks=5_000, sparse_repeat=1,
             nautilus_ticks=20_000, nautilus_repeat=1, flink_repeat=1, api_seconds=2, api_repeat=1,
