@@ -27,7 +27,7 @@ from cryptolab.api.params import (
 )
 from cryptolab.api.schemas import CandleOut, CandlesOut, SymbolsOut
 from cryptolab.api.state import ApiState, State
-from cryptolab.cache import Cache, MemoryCache, RedisCache
+from cryptolab.cache import MemoryCache, RedisCache, updates_channel
 from cryptolab.errors import CacheError
 from cryptolab.models import Candle, encode_candle
 from cryptolab.store.times import to_ms
@@ -75,14 +75,22 @@ def candles(
     return Response(head[:-1] + b',"candles":' + json_array(items) + b"}", media_type=_JSON)
 
 
-async def _cached(cache: Cache, symbol: str, interval: str) -> bytes | None:
-    """The cache's newest candle as JSON, read on the event loop: Redis through its asyncio
-    client, its stored JSON sent as it is (no decode, no encode); the in-process cache directly
-    (no I/O); another cache through the thread pool. A hop through the thread pool per request
-    cost more than the whole of the read under load."""
+async def _cached(state: ApiState, symbol: str, interval: str) -> bytes | None:
+    """The cache's newest candle as JSON, read on the event loop. On Redis: from the process's
+    mirror of its subscription while that is live (:mod:`cryptolab.api.mirror`), else Redis's
+    stored JSON as it is (no decode, no encode; the mirror refreshed from it). The in-process
+    cache directly (no I/O); another cache through the thread pool. A hop through the thread
+    pool per request cost more than the whole of the read under load."""
+    cache = state.cache
     try:
         if isinstance(cache, RedisCache):
-            return await cache.latest_json_async(symbol, interval)
+            hub, channel = state.hub, updates_channel(symbol, interval)
+            if hub.subscribed and (body := hub.mirror.get(channel)) is not None:
+                return body
+            body = await cache.latest_json_async(symbol, interval)
+            if hub.subscribed:
+                hub.mirror.refresh(channel, body)
+            return body
         if isinstance(cache, MemoryCache):
             candle = cache.latest(symbol, interval)
         else:
@@ -103,7 +111,7 @@ def _newest(state: ApiState, symbol: str, interval: str) -> Candle | None:
 async def latest(symbol: SymbolPath, interval: IntervalPath, state: State) -> Response:
     """The newest candle: from the cache, else the store's newest; 404 when there is none."""
     sym, iv = symbol_param(symbol), interval_param(interval)
-    body = await _cached(state.cache, sym, iv)
+    body = await _cached(state, sym, iv)
     if body is None:
         candle = await run_in_threadpool(_newest, state, sym, iv)
         if candle is None:

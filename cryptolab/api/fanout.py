@@ -5,7 +5,8 @@ on two patterns over one connection, or the in-process bus of
 :class:`~cryptolab.cache.MemoryCache`): however many clients connect, the cache serves one
 subscriber per ``serve`` process. A reader thread takes the messages (the cache's
 :class:`~cryptolab.cache.Subscription` blocks) and hands them, in batches, to the event loop,
-which puts each payload in the bounded queue of every client following its channel. A
+which puts each payload in the bounded queue of every client following its channel, and
+keeps the newest candle of every series in :attr:`Hub.mirror` (:mod:`cryptolab.api.mirror`). A
 client whose queue is full is too slow: it is dropped (its socket closed with
 :data:`SLOW_CLIENT_CLOSE`) instead of slowing the others or growing memory.
 
@@ -41,6 +42,7 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
+from cryptolab.api.mirror import LatestMirror
 from cryptolab.cache import ALERTS_CHANNEL, Cache, Subscription
 from cryptolab.errors import CacheError
 
@@ -94,6 +96,8 @@ class Hub:
         self._stop = threading.Event()
         self._live = threading.Event()
         self._thread: threading.Thread | None = None
+        #: The newest candle of every series, from this subscription (``/latest`` answers from it).
+        self.mirror = LatestMirror()
 
     @property
     def subscribed(self) -> bool:
@@ -145,8 +149,10 @@ class Hub:
 
     def _dispatch(self, batch: list[tuple[str, bytes]]) -> None:
         """Put each payload in the queue of every client of its channel (on the event loop)."""
-        by_channel = self._by_channel
+        by_channel, offer = self._by_channel, self.mirror.offer
         for channel, payload in batch:
+            if channel != ALERTS_CHANNEL:
+                offer(channel, payload)
             followers = by_channel.get(channel)
             if not followers:
                 continue
@@ -165,6 +171,8 @@ class Hub:
         except CacheError as exc:
             log.warning("cannot subscribe to %r (retrying): %s", self.cache, exc)
             return None
+        if self._loop is not None:  # what was missed while unsubscribed is never served
+            self._loop.call_soon_threadsafe(self.mirror.clear)
         self._live.set()
         return sub
 

@@ -144,6 +144,44 @@ def test_200_websocket_clients_get_every_update_through_one_cache_subscription(
         assert health(server)["stream"]["dropped_slow"] == 0
 
 
+def test_latest_follows_every_update_the_process_received_and_never_goes_back(
+        pg_url: str, redis_url: str, tmp_path: Path) -> None:
+    """/latest answers from the process's mirror of its subscription: once a WebSocket client of
+    the same process has an update, /latest shows it (the hub keeps the newest before it queues
+    an update); an older window or revision published after it never shows; the answer equals
+    what Redis holds as the series' latest."""
+    sym = unique_symbol()
+    newest = candle(sym, 5, final=False)
+    steps = [candle(sym, 3), candle(sym, 4, final=False), candle(sym, 4, revision=1), newest,
+             dataclasses.replace(newest, close=newest.close + 1, revision=1)]
+    stale = [candle(sym, 2, revision=7), dataclasses.replace(newest, revision=0, close=1.0)]
+
+    with serve(tmp_path, "--store", pg_url, "--redis", redis_url) as server:
+        wait_until(lambda: health(server)["stream"]["subscribed"], 60, "the hub to subscribe")
+
+        async def run() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+            seen = []
+            async with connect(f"{server.ws}/ws/candles?symbols={sym}&interval=1m", open_timeout=60) as ws:
+                await asyncio.to_thread(wait_until, lambda: health(server)["stream"]["clients"] == 1, 60,
+                                        "the client")
+                for c in [*steps, *stale]:
+                    await asyncio.to_thread(_publish, redis_url, [c])
+                    got = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
+                    answer = await asyncio.to_thread(server.get, f"/api/v1/latest/{sym}/1m")
+                    seen.append((got, answer.json()))
+            return seen
+
+        seen = asyncio.run(run())
+        want = [as_json(c) for c in steps]
+        assert [got for got, _ in seen] == want + [as_json(c) for c in stale]  # every update pushed
+        assert [answer for _, answer in seen] == want + [want[-1]] * len(stale)
+        cached = RedisCache(redis_url)
+        try:
+            assert cached.latest(sym, "1m") == steps[-1]
+        finally:
+            cached.close()
+
+
 def test_a_slow_client_is_dropped_with_a_close_code_and_the_others_keep_up(
         pg_url: str, redis_url: str, tmp_path: Path) -> None:
     sym = unique_symbol()
