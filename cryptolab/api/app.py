@@ -3,6 +3,8 @@
 Routers, one per concern: :mod:`~cryptolab.api.candles` (symbols, history, latest),
 :mod:`~cryptolab.api.alerts`, :mod:`~cryptolab.api.rules` and :mod:`~cryptolab.api.webhooks`
 (user alert rules, their webhook deliveries), :mod:`~cryptolab.api.streams` (WebSockets),
+``/docs`` (Swagger UI, served from the files of PyPI ``fastapi-offline``, so that it works without
+the internet; under :data:`DOCS_STATIC`),
 :mod:`~cryptolab.api.health` and :mod:`~cryptolab.api.metrics` (``/metrics``, and the
 outermost middleware, which counts every request). In front of them, :class:`~cryptolab.api.guard.Guard` (rate
 limit, bearer token) and, with ``cors``, CORS; behind them, the one JSON error shape
@@ -21,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from cryptolab.api import alerts, candles, health, rules, streams, webhooks
@@ -35,12 +38,14 @@ from cryptolab.config import Settings
 from cryptolab.errors import CryptolabError
 from cryptolab.store import Store
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["API_PREFIX", "DOCS_STATIC", "create_app"]
 
 log = logging.getLogger(__name__)
 
 #: Where the versioned REST routes live.
 API_PREFIX = "/api/v1"
+#: Where ``/docs`` takes Swagger UI's script, style sheet and icon from.
+DOCS_STATIC = "/docs/static"
 
 
 def create_app(
@@ -105,12 +110,13 @@ def create_app(
                 await state.cache.aclose()
             state.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs from Swagger UI's files in the package (no CDN: it works offline)
         title="cryptolab",
         version=_version(),
         summary="Candles, alerts and live updates of cryptolab's store and cache.",
         docs_url="/docs",
         redoc_url=None,
+        static_url=DOCS_STATIC,
         openapi_url="/openapi.json",
         lifespan=lifespan,
     )

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +94,34 @@ def run(args: argparse.Namespace) -> int:
                          ws_queue=args.ws_queue)
         config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                                 lifespan="on")
-        asyncio.run(_serve(uvicorn.Server(config), "demo market" if live else None))
+        asyncio.run(_serve(_server(config), "demo market" if live else None))
     finally:
         if live is not None:
             live.stop()
     print("cryptolab serve: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _server(config: Any) -> Any:
+    """A uvicorn server that SIGINT and SIGTERM stop gracefully, after which ``serve`` exits 0
+    like every other command (uvicorn's own handlers raise the signal again once it has shut
+    down, which ends the process with 128 + the signal's number)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            before = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in before.items():
+                    signal.signal(sig, handler)
+
+    return Server(config)
 
 
 async def _serve(server: Any, mode: str | None) -> None:
