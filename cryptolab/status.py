@@ -162,11 +162,13 @@ class HealthReport:
         e = html.escape
         state = "ok" if self.ok else "DOWN: " + ", ".join(self.down)
         color = "#2e7d32" if self.ok else "#c62828"
+        td = "<td style='text-align:left'>"  # text reads from the left (notebooks right-align cells)
         rows = "".join(
-            f"<tr><td>{e(s.name)}</td><td style='color:{'#2e7d32' if s.up else '#c62828'}'>"
-            f"{'up' if s.up else 'DOWN'}</td><td>{e(s.where)}</td><td>{e(s.detail)}</td></tr>"
+            f"<tr>{td}{e(s.name)}</td><td style='text-align:left;color:{'#2e7d32' if s.up else '#c62828'}'>"
+            f"{'up' if s.up else 'DOWN'}</td>{td}{e(s.where)}</td>{td}{e(s.detail)}</td></tr>"
             for s in self.services)
-        summary = "".join(f"<tr><td>{e(k)}</td><td colspan='3'>{e(v)}</td></tr>" for k, v in self._summary())
+        summary = "".join(f"<tr>{td}{e(k)}</td><td colspan='3' style='text-align:left'>{e(v)}</td></tr>"
+                          for k, v in self._summary())
         parts = "".join(
             f"<tr><td>{p.partition}</td><td>{_n(p.end)}</td><td>{_n(p.committed)}</td><td>{_n(p.lag)}</td>"
             f"<td>{'-' if p.committed_at_ms is None else _iso(p.committed_at_ms)}</td></tr>"

@@ -143,6 +143,15 @@ def test_live_notebook_keeps_updating_after_run_all(page: Any, lab: Lab) -> None
     title = page.evaluate(TITLE)
     picked = chart.locator("select").first.input_value()
     assert title is not None and title.startswith(f"{picked} · "), (title, picked)
+    # the session's health() as a panel: every service up, the lag table
+    panel = page.locator(".cryptolab-health").first
+    panel.scroll_into_view_if_needed()
+    assert "ok" in panel.locator("b").nth(1).inner_text()
+    rows = [r.split("\t") for r in panel.locator("tr").all_inner_texts()]
+    states = {r[0].strip(): r[1].strip() for r in rows if len(r) > 1}
+    assert {states.get(name) for name in ("kafka", "store", "cache")} == {"up"}, rows
+    assert any(r[0].strip() == "partition" for r in rows), rows
+    panel.screenshot(path=str(ARTIFACTS / "jupyterlab-health.png"))
     assert problems(page) == []
 
 
