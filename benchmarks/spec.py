@@ -119,9 +119,10 @@ class BenchConfig:
         measurement there (the best kept).
     quix
         Run Quix Streams (the slowest part: about 5,000 ticks/s).
-    nautilus_ticks, nautilus_repeat
+    nautilus_ticks, nautilus_repeat, nautilus_min_s
         Ticks of the synthetic stream of the NautilusTrader comparison (the real streams are
-        whole files), and timed runs of each side per stream (best kept).
+        whole files), and timed runs of each side per stream (best kept; more, up to 50, until
+        a side's runs add up to ``nautilus_min_s`` seconds: the real files are small).
     flink_repeat
         Runs of the Flink job per parallelism, in one JVM (the best is kept).
     api_users, api_seconds, api_repeat, api_candles
@@ -161,6 +162,7 @@ class BenchConfig:
     quix: bool = True
     nautilus_ticks: int = 1_000_000
     nautilus_repeat: int = 3
+    nautilus_min_s: float = 0.5
     flink_repeat: int = 2
     api_users: int = 50
     api_seconds: int = 10
@@ -186,7 +188,7 @@ class BenchConfig:
             latency_rate=500.0, latency_warmup_s=1.0, store_repeat=30, scoring_ticks=20_000,
             scoring_repeat=1, batch_ticks=200_000, batch_repeat=1, memory_symbols=100,
             memory_ticks=10_000, memory_minutes=3.0, settle_max_s=0.0, sparse_ticks=5_000, sparse_repeat=1,
-            nautilus_ticks=20_000, nautilus_repeat=1, flink_repeat=1, api_seconds=2, api_repeat=1,
+            nautilus_ticks=20_000, nautilus_repeat=1, nautilus_min_s=0.0, flink_repeat=1, api_seconds=2, api_repeat=1,
             ws_clients=50, ws_seconds=1.0,
         )
         base.update(overrides)

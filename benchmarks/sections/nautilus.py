@@ -38,8 +38,6 @@ INTERVALS: Final = "1m,5m,15m"
 #: The real streams: name -> file under the shared data folder.
 REAL_FILES: Final = {"bitstamp": "trades/bitstamp_btcusd_2011-09_2012-05.csv",
                      "mtgox": "trades/mtgox_btcusd_2013-01-01.csv"}
-#: Each side runs a stream again (up to 50 times) until its runs add up to this (the real files are small).
-MIN_SECONDS: Final = 0.5
 #: The pipeline's consumer batch (``CandlePipeline(batch_size=...)``'s default).
 BATCH: Final = 20_000
 
@@ -102,12 +100,12 @@ def load_streams(cfg: BenchConfig, data_dir: Path, progress: Progress) -> tuple[
     return streams, notes
 
 
-def _time_stream(stream: Stream, repeat: int) -> tuple[float, int, list[Any]]:
+def _time_stream(stream: Stream, repeat: int, min_seconds: float) -> tuple[float, int, list[Any]]:
     """The best of ``repeat`` runs of :func:`~benchmarks.peers.nautilus.feed` (more, up to 50,
-    until they add up to :data:`MIN_SECONDS`), the number of runs, and the candles."""
+    until they add up to ``min_seconds``), the number of runs, and the candles."""
     runs: list[float] = []
     candles: list[Any] = []
-    while len(runs) < repeat or (sum(runs) < MIN_SECONDS and len(runs) < 50):
+    while len(runs) < repeat or (sum(runs) < min_seconds and len(runs) < 50):
         gc.collect()
         t0 = time.perf_counter()
         candles = feed(stream, INTERVALS, BATCH)
@@ -138,9 +136,9 @@ def run(svc: Services, cfg: BenchConfig, progress: Progress) -> dict[str, Any]:
     peer: dict[str, Any] = {}
     equal = True
     for stream in streams:
-        ours_s, ours_runs, own = _time_stream(stream, cfg.nautilus_repeat)
+        ours_s, ours_runs, own = _time_stream(stream, cfg.nautilus_repeat, cfg.nautilus_min_s)
         theirs, bars = run_nautilus(python, stream, minutes, cfg.nautilus_repeat, timeout=600 + len(stream) / 1_000,
-                                    min_seconds=MIN_SECONDS)
+                                    min_seconds=cfg.nautilus_min_s)
         peer = theirs
         n = len(stream)
         ours_tps = n / ours_s

@@ -39,7 +39,7 @@ def test_run_coingecko_stores_exactly_the_quotes_served_every_window_final(tmp_p
     with FakeCoinGecko(retry_after_s=2) as fake:
         fake.script("429", "503-html", "malformed")  # then quotes
         done = _cryptolab("run", "--source", "coingecko", "--coins", "bitcoin,ethereum",
-                          "--coingecko-url", fake.url, "--poll-interval", "1", "--duration", "30",
+                          "--coingecko-url", fake.url, "--poll-interval", "1", "--duration", "15",
                           "--store", f"sqlite:///{db}", "--intervals", "1m", tmp_path=tmp_path)
         served = list(fake.served)
         answers = list(fake.requests)
