@@ -596,14 +596,7 @@ class _Rows:
             fold_chunk(p, partition, agg.interval_ms, agg.allowed_lateness_ms, agg._dirty,
                        c[a:b], symbols, t[a:b], pr[a:b], sz[a:b], self.wm_before[a:b], late[a:b])
             agg.too_late += int(late[a:b].sum())
-            mx = int(self.run_max[e])
-            if mx > p.max_ts:
-                p.max_ts = mx
-            wm = int(self.wm_after[e])
-            if wm > p.wm:
-                p.wm = wm
-            if e in crosses:
-                agg._close(partition, p)
+            self._chunk_end(0, crosses, e)
             s = b
             a = b
         if hi > a:
