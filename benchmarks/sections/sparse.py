@@ -65,7 +65,12 @@ def feed_stream(ticks: Any, batch: int = FEED_BATCH, *, keep: bool = True) -> tu
     """Fold ``ticks`` (a frame: symbol, ts_ms, price, size) with ``add_columns`` in batches of
     ``batch``, a drain after each, every window closed at the end; the seconds it took and the
     final candles (the latest version of each window; none unless ``keep``: like the consumer,
-    which hands them on, a feed that keeps them pays the garbage collector for them)."""
+    which hands them on, a feed that keeps them pays the garbage collector for them).
+
+    A drain's sealed windows are columns (:class:`~cryptolab.models.blocks.CandleBlock`): their
+    candle objects are built when they are read (here only with ``keep``). In the consumer the
+    store's upsert binds the columns, and the cache's publish, on the commit thread, builds the
+    candles while the consumer folds the next batch."""
     from cryptolab.candles import CandleAggregator
 
     codes, names = ticks.symbol.factorize()

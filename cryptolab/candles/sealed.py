@@ -33,7 +33,6 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,12 +41,13 @@ import numpy.typing as npt
 from cryptolab.candles.kernels import group_bounds, group_ohlc, negative_zeros, sums_in_row_order
 from cryptolab.candles.state import Partition
 from cryptolab.models import Candle
-from cryptolab.models.records import make_candle, one_trade_candles
+from cryptolab.models.blocks import CandleBlock, CandleList
+from cryptolab.models.records import make_candle
 
 __all__ = ["SEALED", "SealPlan", "fill_gaps", "fold_sealed", "plan_sealed"]
 
 #: The interval index of a dirty-list entry that stands for sealed windows: its last value is
-#: the list of their final candles, in the order the drain emits them.
+#: their final candles, a block and its rows, in the order the drain emits them.
 SEALED = -1
 
 #: A window's interval index shifted above its start (epoch ms): one key sorting as a close pops.
@@ -152,7 +152,7 @@ class _Windows(NamedTuple):
     first: _I64  # the row of the window's first tick
     closes: _I64  # the row at which the watermark closes it
     code: _I64  # the symbol's code
-    candles: list[Candle]
+    block: CandleBlock  # their final candles
 
 
 def _windows(
@@ -161,9 +161,9 @@ def _windows(
 ) -> _Windows:
     """Reduce the region's ticks to its windows' final candles (as add() would fold them).
 
-    A window of one tick (nearly all of them on sparse data) takes its prices, times, volume
-    and VWAP from that tick, as the same Python objects for all of the tick's windows: a
-    candle then costs the object itself and its window's bounds.
+    The candles are a :class:`~cryptolab.models.blocks.CandleBlock`: columns, no object per
+    window. A window of one tick (nearly all of them on sparse data) takes its prices, times,
+    volume and VWAP from that tick.
     """
     h, m = plan.h, plan.m
     c, t, pr = c[h:m], t[h:m], pr[h:m]
@@ -195,20 +195,17 @@ def _windows(
     perm = np.argsort(f_g * len(interval_ms) + k_g, kind="stable")  # the order add() meets them in
     k_g, ws_g, f_g, closes, code, trades = (x[perm] for x in (k_g, ws_g, f_g, closes, code, trades))
     tick_of = f_g - h
-    syms = np.asarray(symbols, dtype=object)[code].tolist()
-    intervals = np.asarray(names, dtype=object)[k_g].tolist()
-    ends = (ws_g + np.asarray(interval_ms, dtype=np.int64)[k_g]).tolist()
-    # one object per tick for its price, time, volume and VWAP, shared by its windows
-    tick_vwap = np.full(m - h, None, dtype=object)
+    ends = ws_g + np.asarray(interval_ms, dtype=np.int64)[k_g]
     with_vwap = sized & (flows[0] > 0)
-    tick_vwap[with_vwap] = flows[1][with_vwap] / flows[0][with_vwap]
-    prices, times = pr.astype(object)[tick_of], t.astype(object)[tick_of]
-    volumes, vwaps = flows[0].astype(object)[tick_of], tick_vwap[tick_of]
-    several = trades > 1
-    if not several.any():
-        candles = one_trade_candles(syms, intervals, ws_g.tolist(), ends, prices.tolist(), volumes.tolist(),
-                                    vwaps.tolist(), times.tolist())
-        return _Windows(k_g, ws_g, f_g, closes, code, candles)
+    tick_vwap = np.divide(flows[1], flows[0], out=np.zeros(m - h), where=with_vwap)
+    prices, times = pr[tick_of], t[tick_of]
+    volumes, vwaps, has_vwap = flows[0][tick_of], tick_vwap[tick_of], with_vwap[tick_of]
+    several = np.flatnonzero(trades > 1)
+    if not several.size:  # one trade per window: its price and time are all four of each
+        block = CandleBlock(symbols, names, code=code, k=k_g, window_start=ws_g, window_end=ends, open=prices,
+                            high=prices, low=prices, close=prices, volume=volumes, vwap=vwaps, has_vwap=has_vwap,
+                            trades=trades, first_ts=times, last_ts=times, high_ts=times, low_ts=times)
+        return _Windows(k_g, ws_g, f_g, closes, code, block)
     # Windows of several ticks: their values reduced as add() would have folded them.
     cols: list[list[Any]] = [[] for _ in range(11)]
     for order, starts, lengths in groups:
@@ -219,31 +216,29 @@ def _windows(
         for col, v in zip(cols, (g.open, g.high, g.low, g.close, g.first_ts, g.last_ts, g.high_ts, g.low_ts,
                                  volume, pv_k, g.sized), strict=True):
             col.append(v)
-    o, hi, lo, cl, ft, lt, ht, lwt, vol, pv, zs = (np.concatenate(col)[perm] for col in cols)
-    with_vwap = zs.astype(bool) & (vol > 0)
-    vwaps[several] = None
-    vwaps[several & with_vwap] = pv[several & with_vwap] / vol[several & with_vwap]
-    volumes[several] = vol[several]
+    o, hi, lo, cl, ft, lt, ht, lwt, vol, pv, zs = (np.concatenate(col)[perm][several] for col in cols)
 
-    def column(values: npt.NDArray[Any], ticks: npt.NDArray[Any]) -> list[Any]:
-        """A candle field in the drain's order: the tick's object for a window of one tick."""
+    def column(ticks: npt.NDArray[Any], values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """A candle field in the drain's order: the tick's value for a window of one tick."""
         out = ticks.copy()
-        out[several] = values[several]
-        return out.tolist()  # type: ignore[no-any-return]
+        out[several] = values
+        return out
 
-    candles = list(map(
-        make_candle, syms, intervals, ws_g.tolist(), ends, column(o, prices), column(hi, prices),
-        column(lo, prices), column(cl, prices), volumes.tolist(), vwaps.tolist(), trades.tolist(),
-        column(ft, times), column(lt, times), column(ht, times), column(lwt, times), repeat(0), repeat(True),
-        repeat(False),
-    ))
-    return _Windows(k_g, ws_g, f_g, closes, code, candles)
+    many_vwap = zs.astype(bool) & (vol > 0)
+    block = CandleBlock(
+        symbols, names, code=code, k=k_g, window_start=ws_g, window_end=ends, open=column(prices, o),
+        high=column(prices, hi), low=column(prices, lo), close=column(prices, cl), volume=column(volumes, vol),
+        vwap=column(vwaps, np.divide(pv, vol, out=np.zeros(several.size), where=many_vwap)),
+        has_vwap=column(has_vwap, many_vwap), trades=trades, first_ts=column(times, ft),
+        last_ts=column(times, lt), high_ts=column(times, ht), low_ts=column(times, lwt),
+    )
+    return _Windows(k_g, ws_g, f_g, closes, code, block)
 
 
 def fold_sealed(
     plan: SealPlan, p: Partition, partition: int, interval_ms: tuple[int, ...], names: tuple[str, ...],
     symbols: Sequence[str], c: _I64, t: _I64, pr: _F64, sz: _F64, run_max: _I64, wm_after: _I64,
-    dirty: list[Any], first_finals: list[Candle], gaps: list[Candle] | None, max_gap_fill: int,
+    dirty: list[Any], first_finals: CandleList, gaps: list[Candle] | None, max_gap_fill: int,
     close: Callable[[], None], fold: Callable[[int, int], None],
 ) -> int | None:
     """Emit the region's sealed windows (the head is folded already) and fold the tail up to the
@@ -267,7 +262,7 @@ def fold_sealed(
     def to_dirty(upto_row: int) -> None:
         j = int(np.searchsorted(w.first, upto_row, side="right"))
         if j > done[0]:
-            dirty.extend((partition, SEALED, None, None, w.candles[done[0]:j]))
+            dirty.extend((partition, SEALED, None, None, (w.block, slice(done[0], j))))
             done[0] = j
 
     def close_before(row: int) -> None:
@@ -331,7 +326,8 @@ def _held_closes_first(
     inside = (tick >= h) & (tick < n)
     key, tick = key[inside], tick[inside]
     out: dict[int, bool] = dict.fromkeys(np.unique(tick).tolist(), False)
-    both = np.intersect1d(tick, w.closes)
+    hit = tick[np.isin(tick, w.closes)]  # row numbers: a lookup table, not a sort of every close
+    both = np.unique(hit) if hit.size else hit
     if both.size:
         mine = w.ws + (w.k << _K_SHIFT)
         for row in both.tolist():
@@ -345,32 +341,41 @@ def _held_closes_first(
 
 def _emit_closes(
     p: Partition, idx: npt.NDArray[np.intp], w: _Windows, interval_ms: tuple[int, ...],
-    names: tuple[str, ...], first_finals: list[Candle], gaps: list[Candle] | None, max_gap_fill: int,
+    names: tuple[str, ...], first_finals: CandleList, gaps: list[Candle] | None, max_gap_fill: int,
 ) -> None:
     """Close windows ``idx`` of ``w`` in that order: their first finals, gap candles and the last
     close per interval and symbol (what gap fill starts from)."""
-    candles = w.candles
     a = int(idx[0])
+    rows: slice | npt.NDArray[np.intp]
     if int(idx[-1]) - a == idx.shape[0] - 1 and bool((idx[1:] > idx[:-1]).all()):
-        closing = candles[a:a + idx.shape[0]]  # in the drain's order (sparse data: always)
+        rows = slice(a, a + idx.shape[0])  # in the drain's order (sparse data: always)
     else:
-        closing = [candles[i] for i in idx.tolist()]
-    first_finals.extend(closing)
+        rows = idx
+    first_finals.add_block(w.block, rows)
+    symbols = w.block.symbols
+    close = w.block.columns[5]
     if gaps is not None:
-        for cd, k in zip(closing, w.k[idx].tolist(), strict=True):
+        for i, k in zip(idx.tolist(), w.k[idx].tolist(), strict=True):
             last = p.last_close[k]
-            fill_gaps(gaps, max_gap_fill, last.get(cd.symbol), cd.symbol, cd.window_start, interval_ms[k], names[k])
-            last[cd.symbol] = (cd.window_start, cd.close)
+            symbol, ws = symbols[int(w.code[i])], int(w.ws[i])
+            fill_gaps(gaps, max_gap_fill, last.get(symbol), symbol, ws, interval_ms[k], names[k])
+            last[symbol] = (ws, close[i].item())
         return
     # Without gap fill only the last window closed per interval and symbol counts; a symbol new
     # to an interval is inserted where its first close would have inserted it (snapshots keep
     # that order).
-    key = w.k[idx] * (int(w.code.max()) + 1) + w.code[idx]
-    _, first_at = np.unique(key, return_index=True)
-    _, last_rev = np.unique(key[::-1], return_index=True)  # the same keys, in the same order
-    for j, last_j in sorted(zip(first_at.tolist(), (key.shape[0] - 1 - last_rev).tolist(), strict=True)):
-        cd = closing[last_j]
-        p.last_close[int(w.k[idx[j]])][cd.symbol] = (cd.window_start, cd.close)
+    width = int(w.code.max()) + 1
+    key = w.k[idx] * width + w.code[idx]
+    n = int(key.shape[0])
+    at = np.arange(n)
+    last_at = np.full(len(interval_ms) * width, -1)
+    np.maximum.at(last_at, key, at)  # per key, its last position (a lookup table: no sort)
+    first_at = np.full_like(last_at, n)
+    np.minimum.at(first_at, key, at)
+    keys = np.flatnonzero(last_at >= 0)
+    for j, last_j in sorted(zip(first_at[keys].tolist(), last_at[keys].tolist(), strict=True)):
+        i = int(idx[last_j])
+        p.last_close[int(w.k[idx[j]])][symbols[int(w.code[i])]] = (int(w.ws[i]), close[i].item())
 
 
 def fill_gaps(

@@ -61,6 +61,7 @@ from cryptolab.candles.kernels import watermark_steps
 from cryptolab.candles.sealed import SEALED, fill_gaps, fold_sealed, plan_sealed
 from cryptolab.candles.state import NEG_INF, Partition, restore_partition, snapshot_partition
 from cryptolab.models import Candle, Tick, interval_name, parse_interval
+from cryptolab.models.blocks import CandleList
 
 __all__ = ["CandleAggregator", "Emission"]
 
@@ -82,11 +83,16 @@ class Emission:
     first_finals
         Each window's first final version (on-time ticks only), in closing order:
         what anomaly detectors score. Gap candles are not included.
+
+    ``finals`` and ``first_finals`` are :class:`~cryptolab.models.blocks.CandleList` objects: the
+    windows of a batch that opened and closed within it (nearly all of them on sparse data)
+    are held as columns, their candle objects built when first read (once for both lists);
+    :meth:`~cryptolab.models.blocks.CandleList.columns` reads them without building them.
     """
 
     updates: list[Candle] = field(default_factory=list)
-    finals: list[Candle] = field(default_factory=list)
-    first_finals: list[Candle] = field(default_factory=list)
+    finals: CandleList = field(default_factory=CandleList)
+    first_finals: CandleList = field(default_factory=CandleList)
 
     def __bool__(self) -> bool:
         return bool(self.updates or self.finals or self.first_finals)
@@ -131,7 +137,7 @@ class CandleAggregator:
         self._nested = bool(ms) and all(m % ms[0] == 0 for m in ms)
         self._parts: dict[int, Partition] = {}
         self._dirty: DirtyList = []  # flat: five values per changed window
-        self._first_finals: list[Candle] = []
+        self._first_finals = CandleList()
         self._gaps: list[Candle] = []
         self.too_late = 0
 
@@ -400,21 +406,23 @@ class CandleAggregator:
     def drain(self) -> Emission:
         """Return what changed since the last call, and evict windows past lateness."""
         out = Emission(first_finals=self._first_finals)
-        self._first_finals = []
+        self._first_finals = CandleList()
+        append = out.finals.append
         ivs = self.interval_ms
         names = self.intervals
         it = iter(self._dirty)
         for _partition, k, ws, symbol, acc in zip(it, it, it, it, it, strict=True):
             if k == SEALED:  # windows that opened and closed in one batch: their final candles
-                out.finals.extend(acc)
+                out.finals.add_block(*acc)
+                append = out.finals.append  # the list after the block
                 continue
             acc.dirty = False
             if acc.closed:
                 snap = acc.snap
                 if snap is not None and snap.revision == acc.revision and snap.trades == acc.trades:
-                    out.finals.append(snap)
+                    append(snap)
                 else:
-                    out.finals.append(acc.candle(symbol, names[k], ws, ivs[k], final=True))
+                    append(acc.candle(symbol, names[k], ws, ivs[k], final=True))
             else:
                 out.updates.append(acc.candle(symbol, names[k], ws, ivs[k], final=False))
         self._dirty = []
@@ -498,7 +506,7 @@ class CandleAggregator:
             if k != SEALED:
                 acc.dirty = False
         self._dirty = []
-        self._first_finals = []
+        self._first_finals = CandleList()
         self._gaps = []
 
 

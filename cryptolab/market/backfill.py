@@ -257,7 +257,7 @@ class _Progress:
         self.bar.set_postfix(pages=self.report.pages, candles=self.report.candles, refresh=False)
 
 
-def _store(db: Store, report: BackfillReport, ex_id: str, candles: list[Candle], ivs: dict[str, int]) -> None:
+def _store(db: Store, report: BackfillReport, ex_id: str, candles: Sequence[Candle], ivs: dict[str, int]) -> None:
     if not candles:
         return
     db.commit_batch(group=_GROUP, topic=ex_id, candles=candles)

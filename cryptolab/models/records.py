@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
-__all__ = ["ALERT_FIELDS", "CANDLE_FIELDS", "Alert", "Candle", "Tick", "make_candle", "one_trade_candles"]
+__all__ = ["ALERT_FIELDS", "CANDLE_FIELDS", "Alert", "Candle", "Tick", "make_candle"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,47 +154,6 @@ def make_candle(
     c.final = final
     c.gap = gap
     return c
-
-
-def one_trade_candles(
-    symbols: list[str], intervals: list[str], starts: list[int], ends: list[int], prices: list[float],
-    volumes: list[float], vwaps: list[float | None], times: list[int],
-) -> list[Candle]:
-    """The final candles (revision 0) of windows that each hold one trade, from their columns.
-
-    The trade's price is the candle's open, high, low and close, its time the times of all
-    four, and the candle has one trade: the same candles as :func:`make_candle` makes, built
-    in one loop without a call per candle (what a streaming aggregator pays for most on sparse
-    data, where nearly every window holds one trade).
-
-    Examples
-    --------
-    >>> c, = one_trade_candles(["BTC-USD"], ["1m"], [0], [60_000], [2.0], [0.5], [2.0], [1_000])
-    >>> c == make_candle("BTC-USD", "1m", 0, 60_000, 2.0, 2.0, 2.0, 2.0, 0.5, 2.0, 1, 1_000, 1_000, 1_000,
-    ...                  1_000, 0, True, False)
-    True
-    """
-    out: list[Candle] = []
-    append = out.append
-    new = _new
-    for symbol, interval, start, end, price, volume, vwap, ts in zip(
-        symbols, intervals, starts, ends, prices, volumes, vwaps, times, strict=True
-    ):
-        c: Candle = new(Candle)
-        c.symbol = symbol
-        c.interval = interval
-        c.window_start = start
-        c.window_end = end
-        c.open = c.high = c.low = c.close = price
-        c.volume = volume
-        c.vwap = vwap
-        c.trades = 1
-        c.first_ts = c.last_ts = c.high_ts = c.low_ts = ts
-        c.revision = 0
-        c.final = True
-        c.gap = False
-        append(c)
-    return out
 
 
 @dataclass(slots=True, kw_only=True)

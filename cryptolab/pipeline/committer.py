@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,7 @@ log = logging.getLogger("cryptolab.pipeline")
 class CommitJob:
     """One batch's results and progress, on their way to the store and then the cache."""
 
-    finals: list[Candle]
+    finals: Sequence[Candle]
     updates: list[Candle]
     alerts: list[Alert]
     late: list[Any]
@@ -139,7 +139,7 @@ class Committer:
             log.warning("a commit whose outcome was unknown had succeeded (%s)", exc)
             job.inserted = job.alerts
         self.times.observe(time.perf_counter() - started, now_ms=int(time.time() * 1000))
-        self.deliver(job.finals + job.updates, job.inserted)  # closed candles first: they are awaited
+        self.deliver([*job.finals, *job.updates], job.inserted)  # closed candles first: they are awaited
 
     def landed(self, progress: dict[int, Any]) -> bool:
         """Whether the store holds exactly this progress (offsets and window state) already."""

@@ -16,7 +16,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -488,7 +488,7 @@ class CandlePipeline:
         if self._consumer is not None and job.progress:
             _courtesy_commit(self._consumer, self.topic, job.progress)
         if self.on_commit is not None:
-            self.on_commit(job.updates + job.finals, job.inserted)
+            self.on_commit([*job.updates, *job.finals], job.inserted)
 
     def _fenced(self, exc: FencedError) -> None:
         self.stats.fenced += 1
@@ -505,7 +505,7 @@ class CandlePipeline:
         return self.aggregator.has_output()
 
 
-def _alerts_of(scorer: Any, rules: RuleEngine | None, first_finals: list[Candle]) -> tuple[list[Alert], list[Any]]:
+def _alerts_of(scorer: Any, rules: RuleEngine | None, first_finals: Sequence[Candle]) -> tuple[list[Alert], list[Any]]:
     """The detectors' and the rules' alerts on a commit's first finals, and the rules' webhook deliveries."""
     if not first_finals:
         return [], []

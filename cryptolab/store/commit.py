@@ -28,7 +28,7 @@ from cryptolab.errors import FencedError
 from cryptolab.models import Alert, Candle
 from cryptolab.store.outbox import insert_deliveries
 from cryptolab.store.records import LateTick, PartitionProgress, WebhookDelivery
-from cryptolab.store.rows import alert_row, late_row
+from cryptolab.store.rows import alert_row, candle_columns_by_key, late_row
 from cryptolab.store.schema import progress_table
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def commit_batch(
     for p, prog in progress.items():
         if prog.partition != p:
             raise ValueError(f"progress[{p}] is for partition {prog.partition}")
-    unique_candles = list({c.key: c for c in candles}.values())
+    candle_columns = candle_columns_by_key(candles)  # one upsert may not touch a row twice
     unique_alerts: dict[tuple[str, str, int, str], Alert] = {}
     for a in alerts:
         unique_alerts.setdefault(a.key, a)
@@ -98,8 +98,8 @@ def commit_batch(
             raise FencedError(_fence_message(group, topic, failed[0], expected[failed[0]], None, lost=True))
         if failed is None and expected:
             _check_fence(db, conn, group, topic, expected)
-        if unique_candles:
-            dialect.write_candles(conn, unique_candles)
+        if candle_columns[0]:
+            dialect.write_candles(conn, candle_columns)
         inserted_keys: set[tuple[Any, ...]] = set()
         if unique_alerts:
             result = conn.execute(dialect.insert_alerts, [alert_row(a) for a in unique_alerts.values()])

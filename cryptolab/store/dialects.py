@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Final, Literal, NamedTuple
@@ -37,10 +37,9 @@ from sqlalchemy.pool import StaticPool
 
 from cryptolab.config import redact_url
 from cryptolab.errors import StoreError
-from cryptolab.models import Candle
 from cryptolab.store.packed import PACKED_SQL
 from cryptolab.store.records import PartitionProgress
-from cryptolab.store.rows import CANDLE_FIELDS, candle_row
+from cryptolab.store.rows import candle_rows
 from cryptolab.store.schema import (
     _ALERT_KEY,
     _CANDLE_KEY,
@@ -266,8 +265,9 @@ class Dialect(ABC):
         """
 
     @abstractmethod
-    def write_candles(self, conn: Connection, candles: Sequence[Candle]) -> None:
-        """Upsert ``candles`` (unique by key): a later revision of a window replaces the row."""
+    def write_candles(self, conn: Connection, columns: list[list[Any]]) -> None:
+        """Upsert candles given as columns (:func:`~cryptolab.store.rows.candle_columns_by_key`:
+        unique by key): a later revision of a window replaces the row."""
 
     @abstractmethod
     def is_disconnect(self, exc: BaseException) -> bool:
@@ -410,8 +410,8 @@ class PostgresDialect(Dialect):
             return []
         return sorted(set(parts) - {int(r[0]) for r in rows})
 
-    def write_candles(self, conn: Connection, candles: Sequence[Candle]) -> None:
-        columns = [list(map(f, candles)) for f in CANDLE_FIELDS]
+    def write_candles(self, conn: Connection, columns: list[list[Any]]) -> None:
+        # In CANDLE_FIELDS order, as the statement lists them
         conn.exec_driver_sql(
             _PG_UPSERT_CANDLES, (*columns[:2], *map(_pg_numbers, columns[2:]))  # text, then numbers
         )
@@ -506,8 +506,8 @@ class SqliteDialect(Dialect):
     ) -> list[int] | None:
         return None  # checked, then written row by row, under the write lock
 
-    def write_candles(self, conn: Connection, candles: Sequence[Candle]) -> None:
-        conn.execute(self._upsert_candles, list(map(candle_row, candles)))
+    def write_candles(self, conn: Connection, columns: list[list[Any]]) -> None:
+        conn.execute(self._upsert_candles, candle_rows(columns))
 
     def is_disconnect(self, exc: BaseException) -> bool:
         return False

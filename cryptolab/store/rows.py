@@ -13,17 +13,19 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import Any, Final
 
 import numpy as np
 
 from cryptolab.models import Alert, Candle
+from cryptolab.models.blocks import candle_columns
+from cryptolab.models.records import CANDLE_FIELDS as MODEL_FIELDS
 from cryptolab.store.records import LateTick
 from cryptolab.store.schema import HISTORY_COLUMNS
 
-__all__ = ["CANDLE_FIELDS", "alert_row", "candle_from_row", "candle_row", "late_row"]
+__all__ = ["CANDLE_FIELDS", "alert_row", "candle_from_row", "candle_columns_by_key", "candle_row", "candle_rows", "late_row"]
 
 #: Readers of a candle's :data:`HISTORY_COLUMNS`, in order (SQLite rows, PostgreSQL's upsert arrays).
 CANDLE_FIELDS: Final = tuple(attrgetter(c) for c in HISTORY_COLUMNS)
@@ -34,6 +36,43 @@ def candle_row(c: Candle) -> dict[str, Any]:
     values = (f(c) for f in CANDLE_FIELDS)
     # numpy scalars as Python numbers: sqlite3 would store them as BLOBs
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in zip(HISTORY_COLUMNS, values, strict=True)}
+
+
+def candle_columns_by_key(candles: Iterable[Candle]) -> list[list[Any]]:
+    """``candles`` one per key (the last of a key, where its first was), as one Python list per
+    field in :data:`~cryptolab.models.CANDLE_FIELDS` order: what one upsert statement writes. A
+    :class:`~cryptolab.models.blocks.CandleList`'s blocks are read from their columns, their
+    candles not built.
+
+    Examples
+    --------
+    >>> a = candle_from_row(["BTC-USD", "1m", 0, 60_000, 1, 2, 0.5, 1.5, 3, None, 3, 1, 2, 3, 4, 0, 0, 0])
+    >>> b = candle_from_row(["BTC-USD", "1m", 60_000, 120_000, 1, 2, 0.5, 1.5, 3, None, 3, 1, 2, 3, 4, 0, 1, 0])
+    >>> final_a = candle_from_row(["BTC-USD", "1m", 0, 60_000, 1, 2, 0.5, 1.7, 3, None, 3, 1, 2, 3, 4, 0, 1, 0])
+    >>> cols = candle_columns_by_key([a, b, final_a])
+    >>> cols[2], cols[7]
+    ([0, 60000], [1.7, 1.5])
+    """
+    cols = candle_columns(candles)
+    last = {key: i for i, key in enumerate(zip(cols[0], cols[1], cols[2], strict=True))}
+    if len(last) == len(cols[0]):
+        return cols
+    keep = list(last.values())
+    return [[col[i] for i in keep] for col in cols]
+
+
+def candle_rows(columns: list[list[Any]]) -> list[dict[str, Any]]:
+    """The ``candles`` rows (:func:`candle_row`) of candles given as :func:`candle_columns_by_key`
+    gives them.
+
+    Examples
+    --------
+    >>> c = candle_from_row(["BTC-USD", "1m", 0, 60_000, 1, 2, 0.5, 1.5, 3, None, 3, 1, 2, 3, 4, 0, 1, 0])
+    >>> candle_rows(candle_columns_by_key([c])) == [candle_row(c)]
+    True
+    """
+    return [{k: v.item() if isinstance(v, np.generic) else v for k, v in zip(MODEL_FIELDS, row, strict=True)}
+            for row in zip(*columns, strict=True)]
 
 
 def candle_from_row(r: Sequence[Any]) -> Candle:

@@ -467,3 +467,23 @@ def test_trade_gaps_are_recorded_once_counted_and_mark_the_windows_they_overlap(
     marked = store.gaps.mark(store.history(sym, candle(0).interval))
     assert marked["gap_affected"].tolist() == [False, True, True, False]
     assert store.gaps.frame(sym)["reason"].tolist() == ["fetch_trades failed"]
+
+
+def test_sparse_emission_is_stored_from_its_columns(store: Store) -> None:
+    """An aggregator's finals on sparse data hold column blocks; stored without building their
+    candles, the rows are those candles, bit for bit (sizes missing: VWAP NULL; windows of two
+    ticks beside windows of one)."""
+    from cryptolab.candles import CandleAggregator
+
+    agg = CandleAggregator(intervals="1m,5m", out_of_orderness_ms=0, allowed_lateness_ms=0)
+    n = 600
+    ts = [T0 + (i // 2) * 10 * MIN + (i % 2) * 1_000 * (i % 3 == 0) + 7 * (i % 2) for i in range(n)]
+    price = [100.0 + (i * 37 % 101) / 7 for i in range(n)]
+    size = [float("nan") if i // 2 % 5 == 0 else 0.1 + i / 1_000 for i in range(n)]
+    agg.add_columns([i // 2 % 3 for i in range(n)], ["BTC-USD", "ETH-USD", "SOL-USD"], ts, price, size)
+    finals = agg.drain().finals
+    assert finals.blocks >= 1 and len(finals) > n // 2
+    store.commit_batch(group="g", topic="t", candles=finals)
+    assert all(part[0]._candles is None for part in finals._parts if isinstance(part, tuple))  # never built
+    assert store.candles() == sorted(finals, key=lambda c: c.key)
+    assert any(c.vwap is None for c in finals) and any(c.trades == 2 for c in finals)
