@@ -153,6 +153,27 @@ def _pg_numbers(values: list[Any]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
+def _pg_texts(values: list[str]) -> str:
+    r"""A PostgreSQL array literal of strings, cast by the query: every element double-quoted,
+    a backslash or a double quote in it escaped with a backslash.
+
+    Built with one ``str.join`` when no element needs escaping (symbols and intervals, nearly
+    always): psycopg adapts a text list element by element in Python, a regular expression
+    per element.
+
+    Examples
+    --------
+    >>> _pg_texts(["BTC-USD", "1m"]), _pg_texts([]), _pg_texts(['a"b', "c\\d", "e,f{g}", "NULL"])
+    ('{"BTC-USD","1m"}', '{}', '{"a\\"b","c\\\\d","e,f{g}","NULL"}')
+    """
+    if not values:
+        return "{}"
+    body = '","'.join(values)
+    if "\\" in body or '"' in body:
+        body = '","'.join(v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return '{"' + body + '"}'
+
+
 def _is_disconnect(exc: BaseException) -> bool:
     """Whether ``exc`` is psycopg's lost-connection error."""
     try:
@@ -413,7 +434,7 @@ class PostgresDialect(Dialect):
     def write_candles(self, conn: Connection, columns: list[list[Any]]) -> None:
         # In CANDLE_FIELDS order, as the statement lists them
         conn.exec_driver_sql(
-            _PG_UPSERT_CANDLES, (*columns[:2], *map(_pg_numbers, columns[2:]))  # text, then numbers
+            _PG_UPSERT_CANDLES, (*map(_pg_texts, columns[:2]), *map(_pg_numbers, columns[2:]))  # text, then numbers
         )
 
     def is_disconnect(self, exc: BaseException) -> bool:

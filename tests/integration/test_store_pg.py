@@ -7,6 +7,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import sqlalchemy as sa
 
 from cryptolab.cli import main
@@ -256,3 +258,15 @@ def test_db_cli_against_postgres(pg_url: str, tmp_path: Path, capsys: pytest.Cap
     target = tmp_path / "c.csv"
     assert main(["export", "candles", "--store", pg_url, "--out", str(target)]) == 0
     assert len(target.read_text().splitlines()) == 3
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(st.characters(exclude_characters="\x00"), max_size=12), max_size=6))
+def test_text_array_literals_read_back_as_the_strings(pg_url: str, values: list[str]) -> None:
+    """The upsert's text arrays (symbols, intervals) are literals built by cryptolab: PostgreSQL
+    reads back exactly the strings, whatever quotes, backslashes, commas or braces they hold."""
+    from cryptolab.store.dialects import _pg_texts
+
+    with psycopg.connect(libpq(pg_url)) as conn:
+        got = conn.execute("SELECT %s::text[]", (_pg_texts(values),)).fetchone()
+    assert got is not None and got[0] == values
