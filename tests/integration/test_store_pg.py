@@ -7,9 +7,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import sqlalchemy as sa
 
 from cryptolab.cli import main
 from cryptolab.errors import FencedError, StoreError
