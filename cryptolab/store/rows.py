@@ -7,35 +7,23 @@ Examples
 >>> c = Candle(symbol="X", interval="1m", window_start=0, window_end=60_000, open=1.0, high=2.0,
 ...            low=0.5, close=1.5, volume=3.0, vwap=None, trades=3, first_ts=0, last_ts=0,
 ...            high_ts=0, low_ts=0, final=True)
->>> candle_from_row(list(candle_row(c).values())) == c
+>>> candle_from_row(list(candle_rows(candle_columns_by_key([c]))[0].values())) == c
 True
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from operator import attrgetter
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
 from cryptolab.models import Alert, Candle
 from cryptolab.models.blocks import candle_columns
-from cryptolab.models.records import CANDLE_FIELDS as MODEL_FIELDS
+from cryptolab.models.records import CANDLE_FIELDS
 from cryptolab.store.records import LateTick
-from cryptolab.store.schema import HISTORY_COLUMNS
 
-__all__ = ["CANDLE_FIELDS", "alert_row", "candle_from_row", "candle_columns_by_key", "candle_row", "candle_rows", "late_row"]
-
-#: Readers of a candle's :data:`HISTORY_COLUMNS`, in order (SQLite rows, PostgreSQL's upsert arrays).
-CANDLE_FIELDS: Final = tuple(attrgetter(c) for c in HISTORY_COLUMNS)
-
-
-def candle_row(c: Candle) -> dict[str, Any]:
-    """The ``candles`` row of ``c``, keyed by column name."""
-    values = (f(c) for f in CANDLE_FIELDS)
-    # numpy scalars as Python numbers: sqlite3 would store them as BLOBs
-    return {k: v.item() if isinstance(v, np.generic) else v for k, v in zip(HISTORY_COLUMNS, values, strict=True)}
+__all__ = ["alert_row", "candle_columns_by_key", "candle_from_row", "candle_rows", "late_row"]
 
 
 def candle_columns_by_key(candles: Iterable[Candle]) -> list[list[Any]]:
@@ -62,21 +50,25 @@ def candle_columns_by_key(candles: Iterable[Candle]) -> list[list[Any]]:
 
 
 def candle_rows(columns: list[list[Any]]) -> list[dict[str, Any]]:
-    """The ``candles`` rows (:func:`candle_row`) of candles given as :func:`candle_columns_by_key`
-    gives them.
+    """The ``candles`` rows, keyed by column name, of candles given as :func:`candle_columns_by_key`
+    gives them (numpy scalars as Python numbers: sqlite3 would store them as BLOBs).
 
     Examples
     --------
+    >>> import numpy as np
     >>> c = candle_from_row(["BTC-USD", "1m", 0, 60_000, 1, 2, 0.5, 1.5, 3, None, 3, 1, 2, 3, 4, 0, 1, 0])
-    >>> candle_rows(candle_columns_by_key([c])) == [candle_row(c)]
-    True
+    >>> cols = candle_columns_by_key([c])
+    >>> cols[4] = [np.float64(1.0)]
+    >>> row, = candle_rows(cols)
+    >>> row["symbol"], row["open"], type(row["open"]), row["vwap"]
+    ('BTC-USD', 1.0, <class 'float'>, None)
     """
-    return [{k: v.item() if isinstance(v, np.generic) else v for k, v in zip(MODEL_FIELDS, row, strict=True)}
+    return [{k: v.item() if isinstance(v, np.generic) else v for k, v in zip(CANDLE_FIELDS, row, strict=True)}
             for row in zip(*columns, strict=True)]
 
 
 def candle_from_row(r: Sequence[Any]) -> Candle:
-    """The candle of a row of :data:`HISTORY_COLUMNS`."""
+    """The candle of a row of :data:`~cryptolab.store.schema.HISTORY_COLUMNS`."""
     return Candle(
         symbol=r[0], interval=r[1], window_start=int(r[2]), window_end=int(r[3]),
         open=float(r[4]), high=float(r[5]), low=float(r[6]), close=float(r[7]),
